@@ -1,0 +1,412 @@
+"""Recipes: YAML files mapped onto typed dataclasses, with strict `key.sub=value` overrides.
+
+Every field of every dataclass below is a recipe key; its docstring line says what it does. An unknown
+or mistyped key is an error that names the key and the nearest valid one, and every value is checked
+against its field's type (and, for `Literal` fields, its allowed values).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from seqgen.errors import UserError
+
+Task = Literal["lm", "translation", "captioning"]
+
+
+@dataclass
+class SyntheticConfig:
+    """Parameters of the embedded synthetic sources (`data.source` = toy | oracle | shapes)."""
+
+    num_train: int = 10_000
+    """Training examples to draw."""
+    num_validation: int = 1_000
+    """Validation examples to draw."""
+    num_test: int = 1_000
+    """Test examples to draw."""
+    vocab_size: int = 8
+    """Toy: number of symbols (at most 16). Oracle: vocabulary of a random oracle (5000 in SeqGAN)."""
+    length: int = 2
+    """Toy: maximum sequence length (at most 6). Oracle: fixed sequence length (20 in SeqGAN)."""
+    kind: str = "markov"
+    """Toy: `markov` (a random Markov chain with an end state) or `joint` (a random joint table over
+    fixed-length sequences)."""
+    concentration: float = 0.5
+    """Toy: Dirichlet concentration of the random tables (smaller = peakier, more dependence)."""
+    weights: str | None = None
+    """Oracle: path of the SeqGAN weight file (.npz); None draws a random N(0, 1) oracle."""
+    hidden_dim: int = 32
+    """Oracle: embedding and hidden size of a random oracle."""
+    seed: int = 0
+    """Seed of the distribution itself (the samples use the run's seed and the split)."""
+
+
+@dataclass
+class DataConfig:
+    """Where the examples come from and how they are batched."""
+
+    source: Literal["text", "parallel", "json", "jsonl", "csv", "parquet", "images", "hub",
+                    "toy", "oracle", "shapes"] = "text"
+    """Kind of source: local files (text: one sentence per line, optionally .gz; parallel: two
+    line-aligned text files; json/jsonl/csv/parquet with named columns; images: a folder of images plus
+    a captions file), a Hugging Face hub dataset (`hub`), or an embedded synthetic source."""
+    train: str | None = None
+    """Training file. For `parallel`, a path containing `{lang}`, filled with source_lang/target_lang.
+    For `hub`, the split name."""
+    validation: str | None = None
+    """Validation file (or hub split); used for evaluation during training and early stopping."""
+    test: str | None = None
+    """Test file (or hub split); `seqgen eval` uses it by default."""
+    source_lang: str = "de"
+    """Translation: the source side's `{lang}` value."""
+    target_lang: str = "en"
+    """Translation: the target side's `{lang}` value."""
+    hub_name: str | None = None
+    """`hub` source: dataset name on the Hugging Face hub (needs network access)."""
+    hub_config: str | None = None
+    """`hub` source: dataset configuration name."""
+    text_column: str = "text"
+    """Column holding the text (language modelling) or the target sentence (translation)."""
+    source_column: str = "source"
+    """Translation from tables: column holding the source sentence."""
+    image_column: str = "image"
+    """Captioning: column holding the image (a file name relative to `image_dir`, or image data)."""
+    captions_column: str = "captions"
+    """Captioning: column holding the caption or a list of captions."""
+    image_dir: str | None = None
+    """Captioning from files: folder that the image file names are relative to."""
+    image_size: int = 64
+    """Captioning: images are resized to image_size x image_size."""
+    max_length: int = 64
+    """Maximum tokens per sentence (BOS/EOS excluded); longer ones are truncated and counted."""
+    batch_size: int = 32
+    """Sentences per batch (per process), when max_tokens is not set."""
+    max_tokens: int | None = None
+    """Token budget per batch; batches then hold sentences of similar length (bucketing)."""
+    shuffle: bool = True
+    """Reshuffle the training batches every epoch (seeded by the run's seed and the epoch)."""
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    """Parameters of the embedded synthetic sources."""
+
+
+@dataclass
+class TokenizerConfig:
+    """How text becomes ids."""
+
+    kind: Literal["word", "bpe", "pretrained", "fixed"] = "word"
+    """`word`/`bpe`: trained with `tokenizers` on the training split and saved as tokenizer.json;
+    `pretrained`: loaded from `name_or_path`; `fixed`: the vocabulary of a synthetic source."""
+    vocab_size: int = 10_000
+    """Largest vocabulary to train (special tokens included)."""
+    min_frequency: int = 1
+    """Training: a token must occur this many times to enter the vocabulary."""
+    lowercase: bool = False
+    """Training: lowercase text before tokenising (and at generation time)."""
+    name_or_path: str | None = None
+    """`pretrained`: a hub name or a local path (a folder or a tokenizer.json)."""
+
+
+@dataclass
+class ModelConfig:
+    """The generator. Keys of one family are ignored by the other."""
+
+    family: Literal["rnn", "transformer"] = "rnn"
+    """`rnn`: torch LSTM/GRU decoders; `transformer`: a model from `transformers`."""
+    # --- RNN family
+    cell: Literal["lstm", "gru"] = "lstm"
+    """RNN cell of decoder and encoder."""
+    embedding_dim: int = 128
+    """RNN: token embedding size."""
+    hidden_dim: int = 256
+    """RNN: hidden size of the decoder (and of each direction of the encoder)."""
+    num_layers: int = 1
+    """RNN: stacked layers in the decoder and the encoder."""
+    dropout: float = 0.0
+    """Dropout on embeddings, between layers and before the output layer."""
+    tie_embeddings: bool = True
+    """Share the input embedding and output projection (RNN: needs an extra projection when
+    hidden_dim != embedding_dim)."""
+    bidirectional_encoder: bool = True
+    """RNN translation: run the source encoder in both directions."""
+    image_encoder: str = "cnn"
+    """RNN captioning: `cnn` (a small convolutional net trained from scratch) or the name/path of any
+    vision model in `transformers` (its last feature map is attended to)."""
+    # --- Transformer family
+    arch: Literal["gpt2", "bart", "marian", "t5"] = "gpt2"
+    """Transformer built from a config: `gpt2` (causal LM; also the captioning decoder) or an
+    encoder-decoder for translation (`bart`, `marian`, `t5`)."""
+    vision_arch: Literal["vit", "convnext", "resnet"] = "vit"
+    """Transformer captioning: the image encoder of the VisionEncoderDecoderModel."""
+    pretrained: str | None = None
+    """Transformer: `from_pretrained` this name or path instead of building from a config."""
+    vision_pretrained: str | None = None
+    """Transformer captioning: `from_pretrained` this image encoder."""
+    num_hidden_layers: int = 2
+    """Transformer from a config: layers (of the decoder, and of the encoder for encoder-decoders)."""
+    hidden_size: int = 128
+    """Transformer from a config: model width."""
+    num_attention_heads: int = 4
+    """Transformer from a config: attention heads."""
+    max_positions: int = 128
+    """Transformer from a config: longest sequence it can take."""
+    patch_size: int = 8
+    """Transformer captioning with ViT: image patch size."""
+    config_overrides: dict[str, Any] = field(default_factory=dict)
+    """Extra keyword arguments passed to the `transformers` config as they are."""
+    trust_remote_code: bool = False
+    """Allow `from_pretrained` to run code from the model's repository."""
+
+
+@dataclass
+class ObjectiveConfig:
+    """The training objective: the loss computed for each batch."""
+
+    name: Literal["teacher_forcing"] = "teacher_forcing"
+    """Which objective trains the generator."""
+    label_smoothing: float = 0.0
+    """Teacher forcing: label smoothing of the cross-entropy."""
+
+
+@dataclass
+class DecodeConfig:
+    """How sequences are decoded (evaluation samples, `seqgen generate`)."""
+
+    strategy: Literal["greedy", "sample", "beam"] = "greedy"
+    """Greedy, ancestral sampling, or beam search."""
+    temperature: float = 1.0
+    """Sampling: logits are divided by the temperature."""
+    top_k: int = 0
+    """Sampling: keep the k most likely tokens (0 keeps all)."""
+    top_p: float = 1.0
+    """Sampling: keep the smallest set of tokens whose probability reaches p (1 keeps all)."""
+    beam_size: int = 4
+    """Beam search: beams per example."""
+    length_penalty: float = 1.0
+    """Beam search: finished hypotheses are ranked by log-probability / length ** length_penalty."""
+    max_new_tokens: int = 64
+    """Longest output, EOS excluded."""
+
+
+@dataclass
+class TrainConfig:
+    """The training loop."""
+
+    max_steps: int = 1000
+    """Optimizer steps to take (across epochs)."""
+    lr: float = 1e-3
+    """Peak learning rate."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    """AdamW betas."""
+    lr_schedule: Literal["constant", "linear", "cosine", "inverse_sqrt"] = "constant"
+    """Learning-rate schedule after warm-up (transformers' `get_scheduler`)."""
+    warmup_steps: int = 0
+    """Linear warm-up steps."""
+    gradient_accumulation_steps: int = 1
+    """Batches accumulated per optimizer step."""
+    max_grad_norm: float | None = 1.0
+    """Clip the gradient norm (None: no clipping)."""
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    """Accelerate mixed precision."""
+    log_every: int = 10
+    """Log training metrics every this many steps."""
+    eval_every: int = 200
+    """Evaluate on the validation split every this many steps (and at the end)."""
+    save_every: int = 200
+    """Write a resumable checkpoint every this many steps (and at the end)."""
+    keep_last: int = 2
+    """Checkpoints to keep, besides the best one."""
+    best_metric: str = "eval/nll"
+    """Validation metric that picks the best checkpoint and drives early stopping (lower is better
+    unless best_mode says otherwise)."""
+    best_mode: Literal["min", "max"] = "min"
+    """Whether smaller or larger `best_metric` is better."""
+    early_stopping_patience: int | None = None
+    """Stop after this many evaluations without improvement (None: never)."""
+    num_samples: int = 3
+    """Samples printed at each evaluation."""
+    tensorboard: bool = False
+    """Also log to TensorBoard (when installed)."""
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation after and during training."""
+
+    split: Literal["validation", "test"] = "validation"
+    """Split evaluated during training."""
+    max_batches: int | None = None
+    """Evaluate on at most this many batches (None: the whole split)."""
+    bleu: bool | None = None
+    """Decode and compute BLEU/chrF (None: for translation and captioning only)."""
+
+
+@dataclass
+class RunConfig:
+    """A whole run: the recipe's top level."""
+
+    task: Task = "lm"
+    """`lm` (unconditional text), `translation` or `captioning`."""
+    output_dir: str = "runs/default"
+    """Where checkpoints, logs, the exported model and metrics go."""
+    seed: int = 0
+    """Seeds the model's initialisation, shuffling, dropout and sampling."""
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Loading, overriding and checking
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = (), cls: type = RunConfig) -> Any:
+    """Read a YAML recipe (or start from the defaults), apply `key.sub=value` overrides, type-check.
+
+    Raises:
+        UserError: a missing/unreadable file, an unknown key, or a value of the wrong type.
+    """
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise UserError(f"recipe not found: {path}") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise UserError(f"cannot read recipe {path}: {e}") from None
+        except yaml.YAMLError as e:
+            raise UserError(f"recipe {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+        if not isinstance(raw, dict):
+            raise UserError(f"recipe {path} must be a mapping of keys to values")
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"override {item!r} is not of the form key=value")
+        _set_dotted(raw, key.strip(), yaml.safe_load(value) if value.strip() else None, cls)
+    return from_dict(cls, raw)
+
+
+def from_dict(cls: type, raw: dict[str, Any], prefix: str = "") -> Any:
+    """Build dataclass `cls` from a nested dict, checking every key and type."""
+    if not isinstance(raw, dict):
+        raise UserError(f"{prefix.rstrip('.') or 'recipe'} must be a mapping, got {_show(raw)}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in raw.items():
+        if key not in fields:
+            raise UserError(_unknown_key(prefix + str(key), fields))
+        kwargs[key] = _check(hints[key], value, prefix + key)
+    return cls(**kwargs)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """The plain-dict (YAML/JSON-ready) form of a config dataclass."""
+    return dataclasses.asdict(config)
+
+
+def save_config(config: Any, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False), encoding="utf-8")
+
+
+def _set_dotted(raw: dict[str, Any], key: str, value: Any, cls: type) -> None:
+    """Set raw[a][b][c] = value for key "a.b.c", checking each part names a field on the way."""
+    parts = key.split(".")
+    node, node_cls, prefix = raw, cls, ""
+    for i, part in enumerate(parts):
+        fields = {f.name: f for f in dataclasses.fields(node_cls)} if node_cls else None
+        if fields is not None and part not in fields:
+            raise UserError(_unknown_key(prefix + part, fields))
+        if i == len(parts) - 1:
+            node[part] = value
+            return
+        hint = typing.get_type_hints(node_cls)[part] if node_cls else None
+        node_cls = hint if dataclasses.is_dataclass(hint) else None
+        if node_cls is None and not _is_dict_type(hint):
+            raise UserError(f"config key {prefix + part} has no sub-keys (cannot set {key})")
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise UserError(f"config key {prefix + part} must be a mapping to set {key}")
+        node, prefix = child, prefix + part + "."
+
+
+def _is_dict_type(hint: Any) -> bool:
+    return typing.get_origin(hint) is dict or hint is dict
+
+
+def _unknown_key(key: str, fields: dict[str, Any]) -> str:
+    name = key.rsplit(".", 1)[-1]
+    close = difflib.get_close_matches(name, list(fields), n=1, cutoff=0.5)
+    parent = key[: len(key) - len(name)]
+    hint = f"; did you mean {parent}{close[0]}?" if close else f"; valid keys: {', '.join(fields)}"
+    return f"unknown config key {key}{hint}"
+
+
+def _show(value: Any) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _check(hint: Any, value: Any, key: str) -> Any:
+    """Return `value` converted to `hint` where that loses nothing (int -> float), else raise."""
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _check(option, value, key)
+            except UserError as e:
+                errors.append(str(e))
+        raise UserError(errors[0] if len(errors) == 1 else f"config key {key}: {_show(value)} is not "
+                        f"of type {_type_name(hint)}")
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+            also = f"; did you mean {close[0]}?" if close else ""
+            raise UserError(f"config key {key}: {value!r} is not one of {', '.join(map(str, choices))}{also}")
+        return value
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value if value is not None else {}, key + ".")
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise UserError(f"config key {key}: expected a list, got {_show(value)}")
+        return [_check(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise UserError(f"config key {key}: expected a mapping, got {_show(value)}")
+        return dict(value)
+    if hint is Any:
+        return value
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool):
+        if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
+            return value
+        raise UserError(f"config key {key}: expected {hint.__name__}, got {_show(value)}")
+    raise TypeError(f"unsupported config type {hint} for {key}")
+
+
+def _type_name(hint: Any) -> str:
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return " or ".join(getattr(a, "__name__", str(a)) for a in args) + (
+        " or null" if type(None) in typing.get_args(hint) else "")
