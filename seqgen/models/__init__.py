@@ -1,0 +1,72 @@
+"""Generators of both families behind one interface, and their save/load in `save_pretrained` style.
+
+An exported model folder holds:
+    seqgen.json        task, model config and vocabulary (what `load_generator` rebuilds from)
+    tokenizer.json     the run's tokenizer
+    model.safetensors  the weights (and, for `transformers` models, their own config.json, so the folder
+                       also loads with transformers' `from_pretrained`)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from seqgen.config import ModelConfig, from_dict
+from seqgen.data.batch import Vocab
+from seqgen.errors import UserError
+from seqgen.models.base import Generator
+
+__all__ = ["Generator", "build_generator", "save_generator", "load_generator", "read_model_info"]
+
+MODEL_INFO = "seqgen.json"
+
+
+def build_generator(cfg: ModelConfig, vocab: Vocab, task: str, image_size: int = 64) -> Generator:
+    """A freshly initialised (or `from_pretrained`) generator of the configured family."""
+    if cfg.family == "rnn":
+        from seqgen.models.rnn import RNNGenerator
+
+        return RNNGenerator(vocab, cfg, task)
+    from seqgen.models.hf import build_transformer
+
+    return build_transformer(vocab, cfg, task, image_size=image_size)
+
+
+def save_generator(model: Generator, directory: str | Path, cfg: ModelConfig, task: str,
+                   image_size: int = 64) -> None:
+    """Write weights and `seqgen.json` into `directory` (the tokenizer is saved by the caller)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_weights(directory)
+    info = {"task": task, "image_size": image_size, "vocab": dataclasses.asdict(model.vocab),
+            "model": dataclasses.asdict(cfg)}
+    (directory / MODEL_INFO).write_text(json.dumps(info, indent=2), encoding="utf-8")
+
+
+def read_model_info(directory: str | Path) -> tuple[ModelConfig, Vocab, str, int]:
+    """The model config, vocabulary, task and image size recorded in an exported model folder."""
+    path = Path(directory) / MODEL_INFO
+    if not path.is_file():
+        raise UserError(f"{directory} is not a seqgen model folder (no {MODEL_INFO})")
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+        return (from_dict(ModelConfig, info["model"], "model."), Vocab(**info["vocab"]), info["task"],
+                int(info.get("image_size", 64)))
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise UserError(f"{path} is not a valid model description: {e}") from None
+
+
+def load_generator(directory: str | Path) -> tuple[Generator, ModelConfig, str, int]:
+    """Rebuild an exported generator and load its weights (safetensors only).
+
+    Returns:
+        The generator (in eval mode), its config, its task and the image size it was trained on.
+    """
+    cfg, vocab, task, image_size = read_model_info(directory)
+    # A `transformers` model is rebuilt from its own saved config, not re-initialised then overwritten.
+    build_cfg = dataclasses.replace(cfg, pretrained=str(directory)) if cfg.family == "transformer" else cfg
+    model = build_generator(build_cfg, vocab, task, image_size)
+    model.load_weights(directory)
+    return model.eval(), cfg, task, image_size

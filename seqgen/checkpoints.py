@@ -1,0 +1,98 @@
+"""Resumable checkpoints that are never half-written.
+
+Layout under `<output_dir>/checkpoints/`:
+    step-000200/      accelerate `save_state` (weights as safetensors, optimizer, scheduler, RNG
+                      states) + `trainer_state.json` (step, data position, best metric)
+    latest            the name of the newest complete checkpoint folder
+
+A checkpoint is written into a temporary folder, then renamed into place, and only then does `latest`
+(replaced atomically) point at it: a write interrupted at any moment leaves `latest` naming a complete
+checkpoint, and the leftover temporary folder is removed on the next save.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from accelerate import Accelerator
+
+from seqgen.errors import UserError
+
+STATE_FILE = "trainer_state.json"
+
+
+@dataclass
+class TrainerState:
+    """Everything besides the accelerate state that resuming needs: a pure position in the run."""
+
+    step: int = 0
+    """Optimizer steps taken."""
+    epoch: int = 0
+    """Epoch of the next training batch."""
+    batch_in_epoch: int = 0
+    """Global batches of that epoch already consumed."""
+    best_value: float | None = None
+    best_step: int | None = None
+    evals_without_improvement: int = 0
+
+
+class Checkpoints:
+    """Writes, finds and prunes the checkpoints of one run."""
+
+    def __init__(self, output_dir: str | Path, keep_last: int) -> None:
+        self.root = Path(output_dir) / "checkpoints"
+        self.keep_last = max(1, keep_last)
+
+    def latest(self) -> Path | None:
+        """The newest complete checkpoint, or None."""
+        pointer = self.root / "latest"
+        if not pointer.is_file():
+            return None
+        path = self.root / pointer.read_text().strip()
+        return path if (path / STATE_FILE).is_file() else None
+
+    def save(self, accelerator: Accelerator, state: TrainerState) -> Path:
+        final = self.root / f"step-{state.step:07d}"
+        tmp = self.root / f".tmp-{final.name}"
+        if accelerator.is_main_process:
+            for stale in self.root.glob(".tmp-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(tmp))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            (tmp / STATE_FILE).write_text(json.dumps(asdict(state), indent=2))
+            if final.exists():  # the same step saved again (the final save after an interval save)
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            _write_atomic(self.root / "latest", final.name)
+            self._prune(state.best_step)
+        accelerator.wait_for_everyone()
+        return final
+
+    def load(self, accelerator: Accelerator, path: Path) -> TrainerState:
+        try:
+            accelerator.load_state(str(path))
+            return TrainerState(**json.loads((path / STATE_FILE).read_text()))
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError) as e:
+            raise UserError(f"cannot resume from checkpoint {path}: {str(e).splitlines()[0]}") from None
+
+    def _prune(self, best_step: int | None) -> None:
+        done = sorted(p for p in self.root.glob("step-*") if (p / STATE_FILE).is_file())
+        keep = set(done[-self.keep_last:])
+        if best_step is not None:
+            keep.add(self.root / f"step-{best_step:07d}")
+        for path in done:
+            if path not in keep:
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

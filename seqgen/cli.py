@@ -1,0 +1,143 @@
+"""The `seqgen` command line: train | eval | generate | check | demo.
+
+A mistake in the user's input (bad recipe, bad data, missing file) is printed as one line,
+`seqgen: error: ...`, with exit status 2; nothing already on disk is overwritten.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from seqgen.errors import UserError
+
+SPLITS = ("train", "validation", "test")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        args.run(args)
+    except UserError as e:
+        print(f"seqgen: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("seqgen: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="seqgen", description=__doc__.splitlines()[0])
+    p.add_argument("-v", "--verbose", action="store_true", help="log data statistics and progress details")
+    sub = p.add_subparsers(required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a generator from a recipe")
+    t.add_argument("recipe", help="YAML recipe (see recipes/)")
+    t.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides, e.g. train.lr=3e-4")
+    mode = t.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true", help="continue the run in output_dir")
+    mode.add_argument("--overwrite", action="store_true", help="replace the run in output_dir")
+    t.set_defaults(run=_train)
+
+    e = sub.add_parser("eval", help="evaluate a run or an exported model")
+    e.add_argument("path", help="a run folder (uses its model/) or an exported model folder")
+    e.add_argument("--split", choices=SPLITS, default="test")
+    e.add_argument("--data", help="evaluate this file instead of the recipe's split (same format)")
+    e.add_argument("--bleu", action=argparse.BooleanOptionalAction, default=None,
+                   help="decode and compute BLEU/chrF (default: for translation and captioning)")
+    e.add_argument("--out", help="metrics JSON to write (default: PATH/metrics-SPLIT.json)")
+    e.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides, e.g. decode.beam_size=5")
+    e.set_defaults(run=_eval)
+
+    g = sub.add_parser("generate", help="decode samples or outputs from an exported model")
+    g.add_argument("path", help="a run folder (uses its model/) or an exported model folder")
+    g.add_argument("--n", type=int, default=10, help="samples to draw (language models)")
+    g.add_argument("--input", help="file of source sentences or image paths, one per line ('-': stdin)")
+    g.add_argument("--strategy", choices=("greedy", "sample", "beam"), default=None)
+    g.add_argument("--temperature", type=float, default=1.0)
+    g.add_argument("--top-k", type=int, default=0)
+    g.add_argument("--top-p", type=float, default=1.0)
+    g.add_argument("--beam", type=int, default=0, help="beam size (implies --strategy beam)")
+    g.add_argument("--max-new-tokens", type=int, default=64)
+    g.add_argument("--seed", type=int, default=0)
+    g.set_defaults(run=_generate)
+
+    c = sub.add_parser("check", help="validate recipes")
+    c.add_argument("paths", nargs="*", default=["recipes"], help="recipe files or folders")
+    c.set_defaults(run=_check)
+
+    d = sub.add_parser("demo", help="the main job on an embedded default, in a few minutes on a CPU")
+    d.add_argument("--out", default="runs/demo", help="where to write the demo's run")
+    d.set_defaults(run=_demo)
+    return p
+
+
+def _train(args: argparse.Namespace) -> None:
+    from seqgen.config import load_config
+    from seqgen.recipes import check_recipe
+    from seqgen.train import train
+
+    cfg = load_config(args.recipe, args.overrides)
+    check_recipe(cfg)
+    train(cfg, resume=args.resume, overwrite=args.overwrite)
+
+
+def _eval(args: argparse.Namespace) -> None:
+    from seqgen.inference import evaluate_model
+
+    result, path = evaluate_model(args.path, split=args.split, data=args.data, bleu=args.bleu,
+                                  overrides=args.overrides)
+    print(_table(result.metrics))
+    for key, sig in result.signatures.items():
+        print(f"{key} signature: {sig}")
+    out = Path(args.out) if args.out else path / f"metrics-{args.split}.json"
+    out.write_text(json.dumps({"metrics": result.metrics, "signatures": result.signatures}, indent=2))
+    print(f"metrics written to {out}")
+
+
+def _generate(args: argparse.Namespace) -> None:
+    from seqgen.config import DecodeConfig
+    from seqgen.inference import generate_texts
+
+    strategy = args.strategy or ("beam" if args.beam else "sample")
+    if args.n < 1 or args.temperature <= 0 or not 0 < args.top_p <= 1 or args.top_k < 0:
+        raise UserError("--n must be >= 1, --temperature > 0, --top-p in (0, 1] and --top-k >= 0")
+    decode = DecodeConfig(strategy=strategy, temperature=args.temperature, top_k=args.top_k,
+                          top_p=args.top_p, beam_size=max(args.beam, 1),
+                          max_new_tokens=args.max_new_tokens)
+    inputs = None
+    if args.input:
+        try:
+            text = sys.stdin.read() if args.input == "-" else Path(args.input).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise UserError(f"cannot read --input {args.input}: {e}") from None
+        inputs = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in generate_texts(args.path, decode, n=args.n, inputs=inputs, seed=args.seed):
+        print(line)
+
+
+def _check(args: argparse.Namespace) -> None:
+    from seqgen.recipes import check_paths
+
+    failures = check_paths(args.paths)
+    if failures:
+        raise UserError(f"{failures} recipe(s) failed the check")
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from seqgen.demo import demo
+
+    demo(args.out)
+
+
+def _table(metrics: dict[str, float]) -> str:
+    width = max(len(k) for k in metrics)
+    return "\n".join(f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}"
+                     for k, v in metrics.items())

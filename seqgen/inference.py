@@ -1,0 +1,107 @@
+"""Using a trained model: evaluate it on a split or a file (`seqgen eval`), decode from it
+(`seqgen generate`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+
+from seqgen.config import DecodeConfig, RunConfig, load_config
+from seqgen.data import decode, load_data, load_tokenizer
+from seqgen.data.batch import Context
+from seqgen.errors import UserError
+from seqgen.evaluate import EvalResult, evaluate
+from seqgen.models import load_generator, read_model_info
+from seqgen.sampling import generate
+
+RECIPE_FILE = "recipe.yaml"
+SOURCE_BY_SUFFIX = {".json": "json", ".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+
+
+def resolve(path: str | Path) -> tuple[Path, Path | None]:
+    """The exported model folder and the run folder (None for a bare model) that `path` names."""
+    path = Path(path)
+    if (path / RECIPE_FILE).is_file():
+        if not (path / "model" / "seqgen.json").is_file():
+            raise UserError(f"the run in {path} has no exported model yet (no {path / 'model'})")
+        return path / "model", path
+    if (path / "seqgen.json").is_file():
+        return path, path.parent if (path.parent / RECIPE_FILE).is_file() else None
+    raise UserError(f"{path} is neither a seqgen run folder nor an exported model folder")
+
+
+def run_config(path: str | Path, overrides: list[str] = (), data: str | None = None,
+               split: str = "test") -> tuple[RunConfig, Path]:
+    """The recipe a model was trained with (or defaults that fit it), pointed at `data` if given."""
+    model_dir, run_dir = resolve(path)
+    model_cfg, _, task, image_size = read_model_info(model_dir)
+    if run_dir is not None:
+        cfg = load_config(run_dir / RECIPE_FILE, overrides)
+    else:
+        if data is None:
+            raise UserError(f"{model_dir} has no recipe beside it: pass --data FILE to evaluate on")
+        cfg = load_config(None, [f"task={task}", *overrides])
+        cfg.model = model_cfg
+        cfg.data.image_size = image_size
+    if data is not None:
+        suffix = Path(data.replace("{lang}", cfg.data.source_lang)).suffix
+        default = "parallel" if task == "translation" else ("images" if task == "captioning" else "text")
+        source = SOURCE_BY_SUFFIX.get(suffix, default)
+        if cfg.data.source in ("toy", "oracle", "shapes", "hub") or run_dir is None:
+            cfg.data = dataclasses.replace(cfg.data, source=source)
+        cfg.data = dataclasses.replace(cfg.data, **{split: data})
+    return cfg, model_dir
+
+
+def evaluate_model(path: str | Path, *, split: str = "test", data: str | None = None,
+                   bleu: bool | None = None, overrides: list[str] = (),
+                   accelerator: Accelerator | None = None) -> tuple[EvalResult, Path]:
+    """Evaluate a run's exported model (or a bare model on `data`) on one split.
+
+    Returns:
+        The result and the folder the metrics belong to (the run folder, or the model folder).
+    """
+    cfg, model_dir = run_config(path, overrides, data, split)
+    accelerator = accelerator or Accelerator()
+    tokenizer, _ = load_tokenizer(model_dir / "tokenizer.json")
+    task_data = load_data(cfg, tokenizer, splits=(split,))
+    if split not in task_data.splits:
+        raise UserError(f"the recipe names no {split} data; pass --data FILE or --split")
+    model, *_ = load_generator(model_dir)
+    model.to(accelerator.device)
+    result = evaluate(model, task_data, split, cfg, accelerator, bleu=bleu, seed=cfg.seed)
+    return result, Path(path)
+
+
+@torch.no_grad()
+def generate_texts(path: str | Path, decode_cfg: DecodeConfig, *, n: int = 10,
+                   inputs: list[str] | None = None, seed: int = 0) -> list[str]:
+    """Decode `n` samples (language model) or one output per input (source sentence or image path)."""
+    model_dir, _ = resolve(path)
+    model, _, task, image_size = load_generator(model_dir)
+    tokenizer, vocab = load_tokenizer(model_dir / "tokenizer.json")
+    rng = torch.Generator().manual_seed(seed)
+    if task == "lm":
+        if inputs:
+            raise UserError("a language model takes no --input")
+        return [decode(tokenizer, ids.tolist()) for ids in
+                generate(model, decode_cfg, num_sequences=n, rng=rng)]
+    if not inputs:
+        raise UserError(f"a {task} model needs --input (source sentences or image paths, one per line)")
+    if task == "translation":
+        ids = [tokenizer(line, add_special_tokens=False)["input_ids"][: decode_cfg.max_new_tokens * 2]
+               + [vocab.eos_id] for line in inputs]
+        width = max(map(len, ids))
+        source = torch.full((len(ids), width), vocab.pad_id, dtype=torch.long)
+        for i, row in enumerate(ids):
+            source[i, : len(row)] = torch.tensor(row)
+        context = Context(source=source, source_mask=source != vocab.pad_id)
+    else:
+        from seqgen.data.images import load_image
+
+        context = Context(pixels=torch.stack([load_image(p, image_size) for p in inputs]))
+    outs = generate(model, decode_cfg, context=context, rng=rng)
+    return [f"{src}\t{decode(tokenizer, o.tolist())}" for src, o in zip(inputs, outs)]

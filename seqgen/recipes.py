@@ -1,0 +1,76 @@
+"""Checks that a recipe is consistent beyond its types (`seqgen check`, and before every run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from seqgen.config import RunConfig, load_config
+from seqgen.errors import UserError
+
+# Which data sources can feed which task.
+SOURCES = {
+    "lm": {"text", "json", "jsonl", "csv", "parquet", "hub", "toy", "oracle"},
+    "translation": {"parallel", "json", "jsonl", "csv", "parquet", "hub"},
+    "captioning": {"images", "json", "jsonl", "csv", "parquet", "hub", "shapes"},
+}
+SYNTHETIC = {"toy", "oracle", "shapes"}
+TRANSFORMER_ARCHS = {"lm": {"gpt2"}, "translation": {"bart", "marian", "t5"}, "captioning": {"gpt2"}}
+
+
+def check_recipe(cfg: RunConfig) -> None:
+    """Raise UserError naming the first inconsistency in `cfg`."""
+    d, m, t = cfg.data, cfg.model, cfg.train
+    if d.source not in SOURCES[cfg.task]:
+        raise UserError(f"data.source {d.source} cannot feed task {cfg.task}; use one of "
+                        f"{', '.join(sorted(SOURCES[cfg.task]))}")
+    if d.source not in SYNTHETIC and not d.train:
+        raise UserError("data.train is required (a file, or a split name for a hub dataset)")
+    if d.source == "hub" and not d.hub_name:
+        raise UserError("data.hub_name is required when data.source is hub")
+    if d.source == "parallel" and "{lang}" not in (d.train or ""):
+        raise UserError("data.train must contain {lang} for parallel text, e.g. data/train.{lang}.gz")
+    if cfg.tokenizer.kind == "pretrained" and not cfg.tokenizer.name_or_path:
+        raise UserError("tokenizer.name_or_path is required when tokenizer.kind is pretrained")
+    if m.family == "transformer" and not m.pretrained and m.arch not in TRANSFORMER_ARCHS[cfg.task]:
+        raise UserError(f"model.arch {m.arch} does not fit task {cfg.task}; use one of "
+                        f"{', '.join(sorted(TRANSFORMER_ARCHS[cfg.task]))}")
+    if m.family == "transformer" and not m.pretrained and m.max_positions < d.max_length + 2:
+        raise UserError(f"model.max_positions ({m.max_positions}) must be at least data.max_length + 2 "
+                        f"({d.max_length + 2}) to hold BOS and EOS")
+    positive = {"data.batch_size": d.batch_size, "data.max_length": d.max_length,
+                "data.image_size": d.image_size, "train.max_steps": t.max_steps,
+                "train.gradient_accumulation_steps": t.gradient_accumulation_steps,
+                "train.log_every": t.log_every, "train.eval_every": t.eval_every,
+                "train.save_every": t.save_every, "train.lr": t.lr, "decode.beam_size": cfg.decode.beam_size,
+                "decode.max_new_tokens": cfg.decode.max_new_tokens, "decode.temperature": cfg.decode.temperature}
+    for key, value in positive.items():
+        if value <= 0:
+            raise UserError(f"{key} must be positive, got {value}")
+    if d.max_tokens is not None and d.max_tokens < d.max_length + 2:
+        raise UserError(f"data.max_tokens ({d.max_tokens}) must hold one full sentence "
+                        f"(data.max_length + 2 = {d.max_length + 2})")
+    if not 0.0 <= m.dropout < 1.0:
+        raise UserError(f"model.dropout must be in [0, 1), got {m.dropout}")
+
+
+def check_paths(paths: list[str]) -> int:
+    """Load and check every recipe under `paths`; print one line each; return the number that failed."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += sorted(p.rglob("*.yaml")) + sorted(p.rglob("*.yml"))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise UserError(f"no such recipe or folder: {p}")
+    if not files:
+        raise UserError(f"no recipes found under {', '.join(paths)}")
+    failures = 0
+    for f in files:
+        try:
+            check_recipe(load_config(f))
+            print(f"ok     {f}")
+        except UserError as e:
+            failures += 1
+            print(f"error  {f}: {e}")
+    return failures
