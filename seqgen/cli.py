@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    _quiet_libraries(args.verbose)
     try:
         args.run(args)
     except UserError as e:
@@ -31,6 +32,17 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("seqgen: interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+def _quiet_libraries(verbose: bool) -> None:
+    """Keep stderr for seqgen's own progress and errors: datasets' per-map progress bars and
+    accelerate's note about tied weights (which safetensors restores on load) only with --verbose."""
+    if verbose:
+        return
+    import datasets
+
+    datasets.disable_progress_bars()
+    logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
 
 
 def _parser() -> argparse.ArgumentParser:

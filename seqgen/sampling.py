@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
+
 import torch
 from torch import Tensor
 
@@ -48,7 +49,8 @@ def filter_logits(logits: Tensor, temperature: float = 1.0, top_k: int = 0, top_
     _check_filters(temperature, top_k, top_p)
     logits = logits / temperature
     if 0 < top_k < logits.shape[-1]:
-        keep = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, logits.topk(top_k, dim=-1).indices, True)
+        top = logits.topk(top_k, dim=-1).indices
+        keep = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, top, True)
         logits = logits.masked_fill(~keep, -math.inf)
     if top_p < 1:
         probs = logits.float().softmax(-1)
@@ -134,16 +136,18 @@ def beam_search(model: Generator, context: Context | None, beam_size: int, max_n
     Each example has `beam_size` slots. At every step the live hypotheses' one-token extensions
     compete for the slots not yet taken by finished hypotheses; an extension by EOS that wins a slot
     is finished and keeps that slot, so the live beam narrows until the beam is exhausted (beam size
-    1 is exactly greedy decoding). After `max_new_tokens` tokens the live hypotheses can only end
-    with EOS. Finished hypotheses are ranked by log-prob / length ** length_penalty, where the length
-    counts the generated tokens including EOS; since all extensions at one step have the same
-    length, competing for slots by log-prob is the same as by that score.
+    1 is exactly greedy decoding). Finished hypotheses are ranked by log-prob / length **
+    length_penalty, where the length counts the generated tokens including EOS; since all extensions
+    at one step have the same length, competing for slots by log-prob is the same as by that score.
+    At the length limit, as in `generate`, the extensions after `max_new_tokens` tokens compete as
+    usual, and one that does not end with EOS is cut back to those tokens (keeping the score of the
+    sequence it was cut from).
 
     Early stopping: an example stops once no live hypothesis can still beat its best finished one.
     Extending a hypothesis only lowers its log-prob s <= 0, so its best possible score is
     s / L ** length_penalty for the most favourable completed length L: the longest allowed
-    (max_new_tokens + 1) when length_penalty > 0, the next one otherwise. This bound is exact, so
-    stopping never changes the result.
+    (max_new_tokens + 1) when length_penalty > 0, the shortest (one more token) otherwise. This
+    bound is exact, so stopping never changes the result.
 
     Args:
         model: any generator; decoding starts from a BOS column on `model.encode(context)`.
@@ -153,7 +157,8 @@ def beam_search(model: Generator, context: Context | None, beam_size: int, max_n
         length_penalty: exponent of the length normalisation (0: plain log-prob).
 
     Returns:
-        (B, L) long ids without BOS: the best finished hypothesis per example, EOS then PAD.
+        (B, L) long ids without BOS: the best hypothesis per example, ending in EOS then PAD, or
+        cut at `max_new_tokens` without EOS.
 
     Raises:
         UserError: beam_size < 1 or max_new_tokens < 0.
@@ -181,17 +186,16 @@ def beam_search(model: Generator, context: Context | None, beam_size: int, max_n
         logits, state = model.step(inputs, memory, state)
         log_probs = logits.float().log_softmax(-1).view(batch_size, k, -1)
         length_norm = (t + 1) ** length_penalty
-        if t == max_new_tokens:
-            closed = scores + log_probs[..., vocab.eos_id]
-            best.update(closed / length_norm, closed > -math.inf, history.view(batch_size, k, t),
-                        rank.expand(batch_size, k), vocab.eos_id)
-            break
         candidates = (scores.unsqueeze(-1) + log_probs).view(batch_size, -1)  # (B, K*V)
         top_scores, top_index = candidates.topk(k, dim=-1)
         beam, tokens = top_index // log_probs.shape[-1], top_index % log_probs.shape[-1]
         won = (rank < (k - num_finished).unsqueeze(1)) & (top_scores > -math.inf)
         ended = won & (tokens == vocab.eos_id)
-        best.update(top_scores / length_norm, ended, history.view(batch_size, k, t), beam, vocab.eos_id)
+        past = history.view(batch_size, k, t)
+        best.update(top_scores / length_norm, ended, past, beam, vocab.eos_id)
+        if t == max_new_tokens:
+            best.update(top_scores / length_norm, won & ~ended, past, beam, None)  # cut, as greedy does
+            break
         num_finished += ended.sum(1)
         scores = top_scores.masked_fill(~won | ended, -math.inf)
         # Stop examples whose best finished hypothesis no live one can beat.
@@ -217,27 +221,28 @@ class _Finished:
         self.scores = torch.full((batch_size,), -math.inf, device=device)
         self.found = torch.zeros(batch_size, dtype=torch.bool, device=device)
 
-    def update(self, scores: Tensor, ended: Tensor, history: Tensor, beam: Tensor, eos_id: int) -> None:
+    def update(self, scores: Tensor, ended: Tensor, history: Tensor, beam: Tensor,
+               eos_id: int | None) -> None:
         """Offer hypotheses that end now.
 
         Args:
             scores: (B, K) normalised scores of the offered hypotheses.
             ended: (B, K) bool, which of them are real finished hypotheses.
             history: (B, K, t) tokens of the live beams before this step.
-            beam: (B, K) long, the live beam each hypothesis extends by EOS.
+            beam: (B, K) long, the live beam each hypothesis extends.
+            eos_id: the EOS the hypotheses end with, or None for hypotheses cut at the length limit.
         """
         scores = scores.masked_fill(~ended, -math.inf)
         top, which = scores.max(1)
         better = ended.any(1) & (~self.found | (top > self.scores))
-        if not better.any():
-            return
         source = beam.gather(1, which.unsqueeze(1)).squeeze(1)
         prefix = history[torch.arange(history.shape[0], device=history.device), source]  # (B, t)
         t = prefix.shape[1]
         self.tokens[better] = self.pad_id
         self.tokens[better, :t] = prefix[better]
-        self.tokens[better, t] = eos_id
-        self.lengths[better] = t + 1
+        if eos_id is not None:
+            self.tokens[better, t] = eos_id
+        self.lengths[better] = t + (eos_id is not None)
         self.scores[better] = top[better]
         self.found |= better
 

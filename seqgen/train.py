@@ -12,10 +12,8 @@ gradient whatever the number of processes and micro-batches (up to float roundin
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import logging
-import math
 import shutil
 import time
 from collections.abc import Iterator
@@ -99,8 +97,10 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
     eval_split = cfg.eval.split if cfg.eval.split in data.splits else None
     bar = tqdm(total=tc.max_steps, initial=state.step, desc="train", dynamic_ncols=True,
                disable=not accelerator.is_local_main_process)
-    window_metrics: dict[str, float] = {}
+    # Metric sums stay on the device between logs: no host sync inside a step.
+    window_metrics: dict[str, torch.Tensor] = {}
     window_weight, window_tokens, window_start = 0.0, 0, time.perf_counter()
+    nonfinite = torch.zeros((), dtype=torch.bool, device=accelerator.device)
     final_metrics: dict[str, float] = {}
     stop = False
 
@@ -110,25 +110,22 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
         micro = [next(batches) for _ in range(tc.gradient_accumulation_steps)]
         step_weight = sum(inner.weight(b) for b in micro)
         for i, global_batch in enumerate(micro):
-            local = _shard(global_batch, accelerator).to(accelerator.device)
+            local = _shard(global_batch, accelerator)
+            weight, tokens = inner.weight(local), local.num_target_tokens  # on the host, before the copy
+            local = local.to(accelerator.device)
             last = i == len(micro) - 1
             with contextlib.nullcontext() if last else accelerator.no_sync(objective):
                 loss, metrics = objective(local, state.step)
-                if not torch.isfinite(loss):
-                    raise TrainingDiverged(
-                        f"loss is {loss.item()} at step {state.step}; the last good checkpoint is "
-                        f"{checkpoints.latest() or 'none'}; lower train.lr or set train.max_grad_norm")
                 # DDP averages gradients over processes, hence the factor num_processes.
-                share = inner.weight(local) * accelerator.num_processes / max(step_weight, 1)
-                accelerator.backward(loss * share)
-            w = inner.weight(local)
+                accelerator.backward(loss * (weight * accelerator.num_processes / max(step_weight, 1)))
+            nonfinite |= ~torch.isfinite(loss.detach())
             for k, v in metrics.items():
-                window_metrics[k] = window_metrics.get(k, 0.0) + v * w
-            window_weight += w
-            window_tokens += local.num_target_tokens
+                window_metrics[k] = window_metrics.get(k, 0.0) + v * weight
+            window_weight += weight
+            window_tokens += tokens
         if tc.max_grad_norm is not None:
             grad_norm = accelerator.clip_grad_norm_(objective.parameters(), tc.max_grad_norm)
-            window_metrics["grad_norm"] = window_metrics.get("grad_norm", 0.0) + float(grad_norm) * window_weight
+            window_metrics["grad_norm"] = window_metrics.get("grad_norm", 0.0) + grad_norm * step_weight
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
@@ -137,6 +134,12 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
 
         # --- logging, evaluation, checkpointing
         end = state.step == tc.max_steps
+        saving = state.step % tc.save_every == 0 or end
+        if state.step % tc.log_every == 0 or end or saving:
+            if nonfinite.item():  # checked before anything is logged or saved
+                raise TrainingDiverged(
+                    f"the loss became NaN or infinite before step {state.step}; the last good checkpoint "
+                    f"is {checkpoints.latest() or 'none'}; lower train.lr or set train.max_grad_norm")
         if state.step % tc.log_every == 0 or end:
             logs = _reduce_window(accelerator, window_metrics, window_weight, window_tokens,
                                   time.perf_counter() - window_start)
@@ -160,7 +163,7 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
                     split=eval_split) if tc.num_samples else [])
                 if improved:
                     _export(inner.generator, data, cfg, out / "best")
-        if state.step % tc.save_every == 0 or end or improved or stop:
+        if saving or improved or stop:
             checkpoints.save(accelerator, state)
     bar.close()
 
@@ -260,8 +263,9 @@ def _reduce_window(accelerator: Accelerator, sums: dict[str, float], weight: flo
                    seconds: float) -> dict[str, float]:
     """Weighted means of the logged metrics over the steps since the last log, across processes."""
     keys = sorted(sums)
-    values = torch.tensor([sums[k] for k in keys] + [weight, tokens], dtype=torch.float64,
-                          device=accelerator.device)
+    values = torch.stack([torch.as_tensor(sums[k], device=accelerator.device).double() for k in keys]
+                         + [torch.tensor(float(x), dtype=torch.float64, device=accelerator.device)
+                            for x in (weight, tokens)])
     values = accelerator.reduce(values, reduction="sum")
     total = max(values[-2].item(), 1e-12)
     logs = {f"train/{k}": values[i].item() / total for i, k in enumerate(keys)}

@@ -16,49 +16,53 @@ NEVER = (0, 1, 3)  # PAD, BOS and UNK get probability 0
 
 
 class TableModel(Generator):
-    """logits(next) = bigram[previous token] + position[t] + shift[context.source[:, 0]].
+    """logits(next) = bigram[x_t] + skip[x_{t-1}] + position[t] + shift[context.source[:, 0]].
 
-    The position makes the cache matter: a sampler that restarted the state would score wrongly.
+    The cache holds the position and the token before the input, so a decoder that restarted the
+    cache or forgot to reorder it along with its beams would score wrongly.
     """
 
     family = "rnn"
 
-    def __init__(self, bigram: torch.Tensor, position: torch.Tensor | None = None,
-                 shift: torch.Tensor | None = None) -> None:
+    def __init__(self, bigram: torch.Tensor, skip: torch.Tensor | None = None,
+                 position: torch.Tensor | None = None, shift: torch.Tensor | None = None) -> None:
         super().__init__(VOCAB)
+        zeros = torch.zeros(1, VOCAB.size)
         self.register_buffer("bigram", bigram.clone())
-        self.register_buffer("position", torch.zeros(1, VOCAB.size) if position is None else position.clone())
-        self.register_buffer("shift", torch.zeros(1, VOCAB.size) if shift is None else shift.clone())
+        self.register_buffer("skip", torch.zeros_like(bigram) if skip is None else skip.clone())
+        self.register_buffer("position", zeros if position is None else position.clone())
+        self.register_buffer("shift", zeros if shift is None else shift.clone())
         self.step_inputs: list[torch.Size] = []
 
     @classmethod
-    def random(cls, seed: int, eos_bias: float = 0.0, scale: float = 1.0) -> "TableModel":
+    def random(cls, seed: int, eos_bias: float = 0.0) -> "TableModel":
         g = torch.Generator().manual_seed(seed)
         v = VOCAB.size
-        bigram = scale * torch.randn(v, v, generator=g)
+        bigram = torch.randn(v, v, generator=g)
         bigram[:, VOCAB.eos_id] += eos_bias
-        return cls(bigram, scale * torch.randn(8, v, generator=g), 3 * torch.randn(4, v, generator=g))
+        return cls(bigram, torch.randn(v, v, generator=g), torch.randn(8, v, generator=g),
+                   torch.randn(4, v, generator=g))
 
     def encode(self, context):
         return None if context is None else self.shift[context.source[:, 0]]
 
-    def _logits(self, previous, t, memory):
-        logits = self.bigram[previous] + self.position[min(t, self.position.shape[0] - 1)]
+    def _logits(self, previous, before, t, memory):
+        logits = self.bigram[previous] + self.skip[before] + self.position[min(t, self.position.shape[0] - 1)]
         if memory is not None:
             logits = logits + memory
         logits[..., list(NEVER)] = -math.inf
         return logits
 
     def forward(self, inputs, memory=None):
-        memory = None if memory is None else memory.unsqueeze(1)
-        return torch.stack([self._logits(inputs[:, t], t, None if memory is None else memory[:, 0])
+        before = torch.cat([torch.full_like(inputs[:, :1], VOCAB.bos_id), inputs[:, :-1]], 1)
+        return torch.stack([self._logits(inputs[:, t], before[:, t], t, memory)
                             for t in range(inputs.shape[1])], 1)
 
     def step(self, inputs, memory, state):
         self.step_inputs.append(inputs.shape)
-        t = 0 if state is None else int(state[0])
-        batch = inputs.shape[0]
-        return self._logits(inputs, t, memory), torch.full((batch,), t + 1)
+        position, before = state if state is not None else (torch.zeros_like(inputs),
+                                                              torch.full_like(inputs, VOCAB.bos_id))
+        return self._logits(inputs, before, int(position[0]), memory), (position + 1, inputs)
 
     @property
     def input_embeddings(self):
@@ -84,12 +88,13 @@ def contexts(*first: int) -> Context:
     return Context(source=torch.tensor([[f, 5, 6] for f in first]))
 
 
-def sequence_log_prob(model: TableModel, tokens: list[int], context: Context | None, row: int) -> float:
-    memory = model.encode(context)
-    memory = None if memory is None else memory[row: row + 1]
-    inputs = torch.tensor([[VOCAB.bos_id, *tokens[:-1]]])
-    log_probs = model(inputs, memory).log_softmax(-1)[0]
-    return float(log_probs.gather(1, torch.tensor(tokens).unsqueeze(1)).sum())
+def sequence_log_probs(model: TableModel, sequences: list[list[int]], context: Context,
+                       row: int) -> list[float]:
+    """Teacher-forced log-probability of each sequence (all of one length) given context `row`."""
+    tokens = torch.tensor(sequences)
+    inputs = torch.cat([torch.full((len(sequences), 1), VOCAB.bos_id), tokens[:, :-1]], 1)
+    memory = model.encode(context)[row].expand(len(sequences), -1)
+    return model(inputs, memory).log_softmax(-1).gather(2, tokens.unsqueeze(2)).sum((1, 2)).tolist()
 
 
 def kept(logits: torch.Tensor) -> set[int]:
@@ -185,8 +190,9 @@ def test_eos_stops_a_row_and_pads_after_it():
     assert out.tolist() == [[4, 2], [4, 2]]
     assert len(model.step_inputs) == 2  # stops as soon as every row has ended
     # max_new_tokens excludes EOS: an EOS right after the last allowed token is kept.
-    assert generate(model, DecodeConfig(max_new_tokens=1), context=contexts(0, 1)).tolist() == [[4, 2], [5, 0]]
-    assert generate(model, DecodeConfig(max_new_tokens=1), context=contexts(1)).tolist() == [[5]]
+    one = DecodeConfig(max_new_tokens=1)
+    assert generate(model, one, context=contexts(0, 1)).tolist() == [[4, 2], [5, 0]]
+    assert generate(model, one, context=contexts(1)).tolist() == [[5]]
 
 
 def test_top_k_1_equals_greedy():
@@ -203,8 +209,8 @@ def test_seeded_sampling_is_reproducible_and_alpha_is_inverse_temperature():
     cfg = DecodeConfig(strategy="sample", max_new_tokens=8)
 
     def draw(seed, **kwargs):
-        return generate(model, kwargs.pop("cfg", cfg), num_sequences=16, rng=torch.Generator().manual_seed(seed),
-                        **kwargs)
+        rng = torch.Generator().manual_seed(seed)
+        return generate(model, kwargs.pop("cfg", cfg), num_sequences=16, rng=rng, **kwargs)
 
     assert torch.equal(draw(0), draw(0))
     assert not torch.equal(draw(0), draw(1))
@@ -256,26 +262,45 @@ def test_beam_search_beats_greedy_where_greedy_is_short_sighted():
 @pytest.mark.parametrize("length_penalty", [0.0, 1.0])
 def test_beam_search_finds_the_exact_best_sequence(length_penalty):
     max_new_tokens = 3
-    model = TableModel.random(5, eos_bias=-0.5)
+    model = TableModel.random(9, eos_bias=-0.5)
     context = contexts(0, 1, 2, 3)
-    # Every complete sequence: up to 3 words, then EOS (1 + 3 + 9 + 27 = 40), so 40 beams are exhaustive.
+    # Every complete sequence (up to 3 words, then EOS: 1 + 3 + 9 + 27 = 40, so 40 beams are exhaustive),
+    # and every 4-token sequence without EOS, which is output cut back to its first 3 tokens.
     complete = [[*words, VOCAB.eos_id] for n in range(max_new_tokens + 1)
                 for words in itertools.product(WORDS, repeat=n)]
+    cut = [list(words) for words in itertools.product(WORDS, repeat=max_new_tokens + 1)]
     out = beam_search(model, context, len(complete), max_new_tokens, length_penalty)
     lengths = set()
     for row in range(4):
-        scores = [sequence_log_prob(model, seq, context, row) / len(seq) ** length_penalty for seq in complete]
-        best = complete[max(range(len(complete)), key=scores.__getitem__)]
+        scored = []
+        for n in range(1, max_new_tokens + 2):
+            group = [seq for seq in complete + cut if len(seq) == n]
+            scored += [(score / n ** length_penalty, seq)
+                       for score, seq in zip(sequence_log_probs(model, group, context, row), group)]
+        best = max(scored)[1]
+        best = best if best[-1] == VOCAB.eos_id else best[:max_new_tokens]
         lengths.add(len(best))
         assert out[row].tolist() == best + [VOCAB.pad_id] * (out.shape[1] - len(best))
-    assert max(lengths) > 1  # the search is not trivially the empty sentence
+    assert len(lengths) > 1  # the optimum is neither always the empty sentence nor always the longest
+
+
+def test_a_finished_hypothesis_keeps_its_slot():
+    model = hand_model({VOCAB.bos_id: {4: 0.7, VOCAB.eos_id: 0.3}, 4: {5: 0.55, 6: 0.45},
+                        5: {5: 0.6, VOCAB.eos_id: 0.4}, 6: {VOCAB.eos_id: 1.0}})
+    # Two slots: EOS (0.3) finishes in one, so only 4 5 (0.385) goes on, not 4 6 (0.315); its
+    # extensions then fall below 0.3. With both slots live, 4 6 EOS (0.315) would have won.
+    assert beam_search(model, None, 2, 5, 0.0).tolist() == [[VOCAB.eos_id]]
+    assert beam_search(model, None, 3, 5, 0.0).tolist() == [[4, 6, VOCAB.eos_id]]
 
 
 def test_beam_search_stops_once_the_best_finished_cannot_be_beaten():
-    model = hand_model({VOCAB.bos_id: {VOCAB.eos_id: 0.9, 4: 0.1}, 4: {4: 1.0}})
-    out = beam_search(model, None, 4, 10, 0.0)
-    assert out.tolist() == [[VOCAB.eos_id]]
-    assert len(model.step_inputs) == 1 and model.step_inputs[0] == (4,)
+    model = hand_model({VOCAB.bos_id: {VOCAB.eos_id: 0.7, 4: 0.3}, 4: {4: 0.99, VOCAB.eos_id: 0.01}})
+    # Without length normalisation, extending 4 (log 0.3) can never beat the finished EOS (log 0.7).
+    assert beam_search(model, None, 4, 5, 0.0).tolist() == [[VOCAB.eos_id]]
+    assert model.step_inputs == [(4,)]
+    # With it, 4 4 4 4 4 (cut; (log 0.3 + 5 log 0.99) / 6 = -0.21) beats EOS (log 0.7 = -0.36): the
+    # search must not stop at the first step, although log 0.3 / 2 < log 0.7.
+    assert beam_search(model, None, 4, 5, 1.0).tolist() == [[4, 4, 4, 4, 4]]
 
 
 def test_invalid_beam_settings_are_user_errors():

@@ -98,9 +98,10 @@ def _add_missing_specials(tokenizer: PreTrainedTokenizerFast, name: str) -> None
         return
     before = len(tokenizer)
     tokenizer.add_special_tokens(missing)
-    logger.warning("tokenizer %s lacked %s; added %s (vocabulary %d -> %d, the model's embeddings "
-                   "are sized to match)", name, ", ".join(r.removesuffix("_token") for r in missing),
-                   ", ".join(missing.values()), before, len(tokenizer))
+    if len(tokenizer) > before:
+        logger.warning("tokenizer %s lacked %s; added %s (vocabulary %d -> %d, the model's embeddings "
+                       "are sized to match)", name, ", ".join(r.removesuffix("_token") for r in missing),
+                       ", ".join(missing.values()), before, len(tokenizer))
 
 
 def save_tokenizer(tokenizer: PreTrainedTokenizerFast, directory: str | Path) -> None:

@@ -19,13 +19,13 @@ shallow copy: a state handed out stays valid, and rollouts may branch from it.
 from __future__ import annotations
 
 import copy
-import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from transformers import (
     AutoModel,
     AutoModelForCausalLM,
@@ -48,6 +48,7 @@ from transformers import (
 )
 from transformers.cache_utils import Cache, EncoderDecoderCache
 from transformers.modeling_outputs import BaseModelOutput
+from transformers.utils import logging as hf_logging
 
 from seqgen.config import ModelConfig
 from seqgen.data.batch import Context, Vocab
@@ -186,37 +187,40 @@ class HFGenerator(Generator):
 
     def save_weights(self, directory: str | Path) -> None:
         """Write config.json and model.safetensors, loadable with transformers' `from_pretrained`."""
-        self.model.save_pretrained(directory)
+        with _no_progress_bars():
+            self.model.save_pretrained(directory)
 
     def load_weights(self, directory: str | Path) -> None:
-        """Load the safetensors files written by `save_weights` into this model.
+        """Load the weights written by `save_weights` into this model's parameters, in place.
+
+        transformers' own loader reads them (safetensors only), since the files may name weights
+        in a checkpoint layout that it converts on loading.
 
         Raises:
-            UserError: no weights in `directory`, or they do not fit this model.
+            UserError: no loadable weights in `directory`, or they do not fit this model.
         """
-        directory = Path(directory)
-        index = directory / "model.safetensors.index.json"
-        if index.is_file():
-            files = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
-        else:
-            files = ["model.safetensors"]
-        state: dict[str, torch.Tensor] = {}
-        for name in files:
-            if not (directory / name).is_file():
-                raise UserError(f"no model weights at {directory / name}")
-            state.update(load_file(directory / name))
-        own = self.model.state_dict()
-        # save_pretrained writes one copy of tied weights; the other names share its storage.
-        loaded_ptrs = {own[k].data_ptr() for k in state if k in own}
-        missing = [k for k in own if k not in state and own[k].data_ptr() not in loaded_ptrs]
-        unexpected = [k for k in state if k not in own]
-        if missing or unexpected:
-            raise UserError(f"weights in {directory} do not fit this model (missing: "
-                            f"{', '.join(missing[:3]) or 'none'}; unexpected: {', '.join(unexpected[:3]) or 'none'})")
         try:
-            self.model.load_state_dict(state, strict=False)
+            with _no_progress_bars():
+                saved = type(self.model).from_pretrained(directory, use_safetensors=True)
+        except (OSError, ValueError) as e:
+            raise UserError(f"cannot load model weights from {directory}: {str(e).strip().splitlines()[0]}") from None
+        try:
+            self.model.load_state_dict(saved.state_dict())
         except RuntimeError as e:
-            raise UserError(f"weights in {directory} do not fit this model: {str(e).splitlines()[-1].strip()}") from None
+            raise UserError(f"weights in {directory} do not fit this model: "
+                            f"{str(e).strip().splitlines()[-1].strip()}") from None
+
+
+@contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """Silence transformers' per-file progress bars, which a training run would print at every save."""
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
 
 
 class CausalLMGenerator(HFGenerator):
@@ -286,7 +290,7 @@ class CaptionGenerator(HFGenerator):
             raise ValueError("a captioning model needs Context.pixels")
         hidden = self.model.encoder(pixel_values=context.pixels).last_hidden_state
         if hidden.dim() == 4:
-            hidden = hidden.flatten(2).transpose(1, 2)
+            hidden = hidden.flatten(2).transpose(1, 2).contiguous()
         if hasattr(self.model, "enc_to_dec_proj"):
             hidden = self.model.enc_to_dec_proj(hidden)
         return EncoderMemory(hidden)

@@ -13,7 +13,8 @@ class Objective(nn.Module):
     """Owns the generator it trains and turns a batch into a loss.
 
     `forward(batch, step)` returns `(loss, metrics)`: the loss averaged over the batch's units (target
-    tokens for token-level objectives) and a dict of per-batch averages of the same units to log.
+    tokens for token-level objectives) and a dict of per-batch averages of the same units to log, as detached 0-d tensors (the loop
+    reduces them only when it logs, so a step never waits on the device).
     `weight(batch)` says how many units the batch holds, so that the training loop can weight
     micro-batches and processes exactly as one large batch would (gradient accumulation and
     multi-process training give the same gradient as the equivalent single batch).
@@ -30,5 +31,5 @@ class Objective(nn.Module):
         """Units the loss of `batch` is averaged over (default: target tokens, EOS included)."""
         return batch.num_target_tokens
 
-    def forward(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError

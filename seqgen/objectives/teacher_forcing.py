@@ -34,13 +34,13 @@ class TeacherForcing(Objective):
         super().__init__(generator)
         self.label_smoothing = label_smoothing
 
-    def forward(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         memory = self.generator.encode(batch.context)
         logits = self.generator(batch.inputs, memory)  # (B, T, V)
         mask = batch.target_mask
         tokens = mask.sum().clamp(min=1)
         loss = token_nll(logits, batch.targets, mask, self.label_smoothing).sum() / tokens
-        metrics = {"loss": loss.item()}
+        metrics = {"loss": loss.detach()}
         if self.label_smoothing:
-            metrics["nll"] = (token_nll(logits.detach(), batch.targets, mask).sum() / tokens).item()
+            metrics["nll"] = token_nll(logits.detach(), batch.targets, mask).sum() / tokens
         return loss, metrics

@@ -182,7 +182,10 @@ class ToyDistribution:
             each row sums to 1.
         """
         mass = self._symbol_mass()
-        end = (1.0 - mass.sum(1, keepdim=True)).clamp(min=0.0)
+        if self.kind == "joint":
+            end = mass.new_zeros(self.max_length, 1)
+        else:
+            end = (1.0 - mass.sum(1, keepdim=True)).clamp(min=0.0)
         return torch.cat([mass, end], dim=1)
 
     def entropy(self) -> float:

@@ -1,0 +1,112 @@
+"""Bad input: one line naming the problem, exit status 2, no traceback, nothing on disk lost.
+
+The CLI's `main` runs in-process (the same code path as the `seqgen` script, without paying for a fresh
+interpreter per case); an exception other than the user error would fail the test with its traceback.
+"""
+
+import gzip
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from PIL import Image
+
+from seqgen.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["model.embedding_dim=8", "model.hidden_dim=8", "train.max_steps=2", "train.eval_every=2",
+        "train.save_every=2", "train.num_samples=0", "data.batch_size=4"]
+
+
+@pytest.fixture(autouse=True)
+def _run_from_root(monkeypatch):
+    monkeypatch.chdir(ROOT)
+
+
+@pytest.fixture
+def seqgen(capsys):
+    def run(*args):
+        capsys.readouterr()
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as e:
+            code = e.code
+        captured = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=captured.out, stderr=captured.err)
+    return run
+
+
+def assert_user_error(proc, *fragments):
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("seqgen: error: "), proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture
+def text_recipe(tmp_path):
+    (tmp_path / "train.txt").write_text("a b c\nb c d\nc d e\nd e f\n" * 3)
+    recipe = tmp_path / "lm.yaml"
+    recipe.write_text(f"task: lm\noutput_dir: {tmp_path / 'run'}\n"
+                      f"data: {{source: text, train: {tmp_path / 'train.txt'}, validation: {tmp_path / 'train.txt'}}}\n")
+    return recipe
+
+
+def test_missing_data_file(seqgen, text_recipe, tmp_path):
+    assert_user_error(seqgen("train", text_recipe, f"data.train={tmp_path / 'nope.txt'}", *TINY), "nope.txt")
+
+
+def test_empty_data_file(seqgen, text_recipe, tmp_path):
+    (tmp_path / "empty.txt").write_text("\n  \n")
+    assert_user_error(seqgen("train", text_recipe, f"data.train={tmp_path / 'empty.txt'}", *TINY), "empty.txt")
+
+
+def test_non_utf8_line(seqgen, text_recipe, tmp_path):
+    with gzip.open(tmp_path / "bad.txt.gz", "wb") as f:
+        f.write(b"a b c\nd \xff e\n")
+    assert_user_error(seqgen("train", text_recipe, f"data.train={tmp_path / 'bad.txt.gz'}", *TINY),
+                      "bad.txt.gz", "UTF-8", "line 2")
+
+
+def test_parallel_files_of_different_lengths(seqgen, tmp_path):
+    (tmp_path / "t.de").write_text("a b\nc d\ne f\n")
+    (tmp_path / "t.en").write_text("x y\nz w\n")
+    proc = seqgen("train", "recipes/debug/translation.yaml", f"output_dir={tmp_path / 'run'}",
+                  f"data.train={tmp_path}/t.{{lang}}", *TINY)
+    assert_user_error(proc, "3", "2")
+
+
+def test_image_that_does_not_decode(seqgen, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.new("RGB", (8, 8), "red").save(images / "good.png")
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    (tmp_path / "captions.jsonl").write_text('{"image": "good.png", "captions": ["a red square"]}\n'
+                                             '{"image": "broken.png", "captions": ["nothing"]}\n')
+    proc = seqgen("train", "recipes/debug/captioning.yaml", f"output_dir={tmp_path / 'run'}", "data.source=images",
+                  f"data.train={tmp_path / 'captions.jsonl'}", f"data.image_dir={images}", "tokenizer.kind=word", *TINY)
+    assert_user_error(proc, "broken.png")
+
+
+def test_unknown_key_and_wrong_type(seqgen, text_recipe):
+    assert_user_error(seqgen("train", text_recipe, "model.hiden_dim=4"), "model.hiden_dim", "model.hidden_dim")
+    assert_user_error(seqgen("train", text_recipe, "train.lr=fast"), "train.lr", "float")
+
+
+def test_existing_run_is_kept_and_resume_checks_the_model(seqgen, text_recipe, tmp_path):
+    assert seqgen("train", text_recipe, *TINY).returncode == 0
+    weights = (tmp_path / "run" / "model" / "model.safetensors").read_bytes()
+    assert_user_error(seqgen("train", text_recipe, *TINY), "already holds a run", "--resume")
+    assert_user_error(seqgen("train", text_recipe, *TINY, "model.hidden_dim=16", "--resume"),
+                      "model.hidden_dim", "differs")
+    assert_user_error(seqgen("train", text_recipe, *TINY, "tokenizer.kind=bpe", "--resume"),
+                      "tokenizer.kind", "differs")
+    assert (tmp_path / "run" / "model" / "model.safetensors").read_bytes() == weights
+
+
+def test_eval_and_generate_on_missing_folders(seqgen, tmp_path):
+    assert_user_error(seqgen("eval", tmp_path / "nothing"), "nothing")
+    assert_user_error(seqgen("generate", tmp_path / "nothing"), "nothing")
