@@ -55,7 +55,7 @@ SEQ = 64
 TARGETS = {"gpt2": 0.95, "lstm": 0.95}
 
 SIZES = {
-    "full": dict(batch_size=8, warmup=4, steps=20, rounds=2, layers=6, width=512, heads=8, rnn_dim=512,
+    "full": dict(batch_size=8, warmup=2, steps=10, rounds=2, layers=6, width=512, heads=8, rnn_dim=512,
                  vocab=5000),
     "quick": dict(batch_size=2, warmup=2, steps=4, rounds=1, layers=2, width=64, heads=2, rnn_dim=64,
                   vocab=500),
@@ -67,8 +67,8 @@ def parse_args() -> argparse.Namespace:
     add_device_args(parser)
     parser.add_argument("--models", nargs="+", choices=["gpt2", "lstm"], default=["gpt2", "lstm"])
     parser.add_argument("--batch-size", type=int, help="sentences per step (default 8; quick 2)")
-    parser.add_argument("--warmup", type=int, help="untimed steps, also seqgen's log window (default 4)")
-    parser.add_argument("--steps", type=int, help="timed steps, a multiple of --warmup (default 20)")
+    parser.add_argument("--warmup", type=int, help="untimed steps, also seqgen's log window (default 2)")
+    parser.add_argument("--steps", type=int, help="timed steps, a multiple of --warmup (default 10)")
     parser.add_argument("--rounds", type=int, help="reference/seqgen pairs per model (default 2)")
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--seed", type=int, default=0)
@@ -206,7 +206,8 @@ def main() -> None:
                 for side in ("reference", "seqgen")[:: 1 if round_ % 2 == 0 else -1]:
                     with quiet_transformers():
                         if side == "seqgen":
-                            ours.append(run_seqgen(cfg, args))
+                            run = recipe(family, args, workdir / f"{family}-{round_}")  # a folder per run
+                            ours.append(run_seqgen(run, args))
                             continue
                         model, logits_of = reference_model(family, cfg, data.vocab)
                         ref.append(run_reference(model, logits_of, batches, data.vocab.pad_id, args, device))

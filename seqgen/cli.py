@@ -41,7 +41,10 @@ def _quiet_libraries(verbose: bool) -> None:
         return
     import datasets
 
+    import transformers
+
     datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
     logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
 
 
@@ -77,7 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--top-k", type=int, default=0)
     g.add_argument("--top-p", type=float, default=1.0)
     g.add_argument("--beam", type=int, default=0, help="beam size (implies --strategy beam)")
-    g.add_argument("--max-new-tokens", type=int, default=64)
+    g.add_argument("--max-new-tokens", type=int, default=None,
+                   help="longest output (default: the run's decode.max_new_tokens, else 64)")
     g.add_argument("--seed", type=int, default=0)
     g.set_defaults(run=_generate)
 
@@ -116,14 +120,14 @@ def _eval(args: argparse.Namespace) -> None:
 
 def _generate(args: argparse.Namespace) -> None:
     from seqgen.config import DecodeConfig
-    from seqgen.inference import generate_texts
+    from seqgen.inference import generate_texts, recipe_decode_length
 
     strategy = args.strategy or ("beam" if args.beam else "sample")
     if args.n < 1 or args.temperature <= 0 or not 0 < args.top_p <= 1 or args.top_k < 0:
         raise UserError("--n must be >= 1, --temperature > 0, --top-p in (0, 1] and --top-k >= 0")
     decode = DecodeConfig(strategy=strategy, temperature=args.temperature, top_k=args.top_k,
                           top_p=args.top_p, beam_size=max(args.beam, 1),
-                          max_new_tokens=args.max_new_tokens)
+                          max_new_tokens=args.max_new_tokens or recipe_decode_length(args.path))
     inputs = None
     if args.input:
         try:

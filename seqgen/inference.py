@@ -56,6 +56,12 @@ def run_config(path: str | Path, overrides: list[str] = (), data: str | None = N
     return cfg, model_dir
 
 
+def recipe_decode_length(path: str | Path, default: int = 64) -> int:
+    """The `decode.max_new_tokens` of the run that `path` belongs to (`default` for a bare model)."""
+    _, run_dir = resolve(path)
+    return load_config(run_dir / RECIPE_FILE).decode.max_new_tokens if run_dir else default
+
+
 def evaluate_model(path: str | Path, *, split: str = "test", data: str | None = None,
                    bleu: bool | None = None, overrides: list[str] = (),
                    accelerator: Accelerator | None = None) -> tuple[EvalResult, Path]:

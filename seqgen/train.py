@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -33,7 +34,7 @@ from seqgen.data import TaskData, load_data, load_tokenizer, save_tokenizer
 from seqgen.data.batch import Batch
 from seqgen.errors import UserError
 from seqgen.evaluate import evaluate, sample_texts
-from seqgen.models import build_generator, save_generator
+from seqgen.models import Generator, build_generator, save_generator
 from seqgen.objectives import build_objective
 from seqgen.tracking import JSONLTracker
 
@@ -51,8 +52,8 @@ class TrainingDiverged(UserError):
 
 
 def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
-          accelerator: Accelerator | None = None) -> dict[str, float]:
-    """Train `cfg`'s generator with its objective; returns the final evaluation metrics.
+          accelerator: Accelerator | None = None) -> tuple[Generator, dict[str, float]]:
+    """Train `cfg`'s generator with its objective; returns it and its final evaluation metrics.
 
     Writes to `cfg.output_dir`: recipe.yaml, tokenizer.json, logs/metrics.jsonl, checkpoints/,
     model/ (the final generator), best/ (the best on `cfg.train.best_metric`), metrics.json.
@@ -65,6 +66,7 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
     out = Path(cfg.output_dir)
     if accelerator is None:
         accelerator = Accelerator(
+            cpu=_cpu_processes(),
             mixed_precision=tc.mixed_precision,
             step_scheduler_with_optimizer=False,  # the loop steps the schedule once per optimizer step
             log_with=[JSONLTracker("seqgen", out / "logs")] + (["tensorboard"] if _tensorboard(tc) else []),
@@ -173,7 +175,7 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
         accelerator.print(f"model written to {out / 'model'}")
     accelerator.wait_for_everyone()
     accelerator.end_training()
-    return final_metrics
+    return inner.generator, final_metrics
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -314,6 +316,12 @@ def _flat(d: dict, prefix: str = "") -> dict:
         else:
             flat[f"{prefix}{k}"] = v if isinstance(v, (int, float, str, bool)) else json.dumps(v)
     return flat
+
+
+def _cpu_processes() -> bool:
+    """True when launched as several processes (`accelerate launch --multi_gpu ...`) on a machine
+    without CUDA: Accelerate then needs `cpu=True` to join them with gloo instead of running each alone."""
+    return os.environ.get("LOCAL_RANK") is not None and not torch.cuda.is_available()
 
 
 def _tensorboard(tc) -> bool:

@@ -148,17 +148,26 @@ def test_image_folder_with_captions_file(tmp_path):
     assert first.index.tolist() == [0, 1] and first.references == [["a red square", "red"], ["blue"]]
 
 
-def test_captions_parquet_with_embedded_image_bytes(tmp_path):
+def test_captions_parquet_with_embedded_images(tmp_path):
     red = png(tmp_path / "red.png", (255, 0, 0)).read_bytes()
-    table = datasets.Dataset.from_dict({"image": [{"bytes": red, "path": None}],
-                                        "caption": [["red", "a red one"]]})
+    blue = png(tmp_path / "blue.png", (0, 0, 255)).read_bytes()
+    table = datasets.Dataset.from_dict({
+        "image": [{"bytes": red, "path": "red.png"}, {"bytes": blue, "path": None},
+                  {"bytes": red, "path": "red.png"}],
+        "caption": ["red", "blue", "a red one"]})
     table.cast_column("image", datasets.Image()).to_parquet(str(tmp_path / "caps.parquet"))
-    (tmp_path / "red.png").unlink()  # the parquet file holds the image itself
+    (tmp_path / "red.png").unlink()  # the parquet file holds the images themselves
     cfg = cfg_of("task=captioning", "data.source=parquet", f"data.train={tmp_path / 'caps.parquet'}",
                  "data.captions_column=caption", "data.image_size=2")
-    batch = next(iter(load_data(cfg).splits["train"].loader(cfg.data, shuffle=False, seed=0)))
-    assert batch.context.pixels.shape == (2, 3, 2, 2) and batch.references[1] == ["red", "a red one"]
-    assert batch.context.pixels[:, 0].gt(2).all() and batch.context.pixels[:, 1:].lt(0).all()
+    data = load_data(cfg)
+    train = data.splits["train"]
+    assert train.texts() == ["red", "a red one", "blue"]  # rows naming the same file are one image
+    assert data.stats["train"]["images"] == 2
+    batch = next(iter(train.loader(cfg.data, shuffle=False, seed=0)))
+    assert batch.references == [["red", "a red one"], ["red", "a red one"], ["blue"]]
+    assert batch.context.pixels.shape == (3, 3, 2, 2)
+    assert batch.context.pixels[:2, 0].gt(2).all() and batch.context.pixels[:2, 1:].lt(0).all()
+    assert batch.context.pixels[2, 2].gt(2).all() and batch.context.pixels[2, :2].lt(0).all()
 
 
 def test_captions_jsonl_with_caption_lists(tmp_path):

@@ -167,8 +167,8 @@ def test_oracle_log_prob_matches_the_reference_equations(tmp_path):
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     assert oracle.nll_per_token(x) == pytest.approx(-expected.sum().item() / x.numel(), rel=1e-5)
     # a prefix is scored by its marginal probability
-    torch.testing.assert_close(oracle.log_prob(x[:, :2]), torch.tensor(
-        [reference_log_prob(arrays, row) for row in x[:, :2].tolist()], dtype=torch.float64), rtol=1e-5, atol=1e-5)
+    prefix = torch.tensor([reference_log_prob(arrays, row) for row in x[:, :2].tolist()], dtype=torch.float64)
+    torch.testing.assert_close(oracle.log_prob(x[:, :2]), prefix, rtol=1e-5, atol=1e-5)
 
 
 def test_oracle_is_a_distribution_and_samples_follow_it():
@@ -176,8 +176,10 @@ def test_oracle_is_a_distribution_and_samples_follow_it():
     every = torch.cartesian_prod(*[torch.arange(3)] * 3)  # (27, 3)
     probs = oracle.log_prob(every).exp()
     assert probs.sum().item() == pytest.approx(1.0, abs=1e-5)
-    samples = oracle.sample(20_000, seed=0, batch_size=3000)
+    samples, log_p = oracle.sample_with_log_prob(20_000, seed=0, batch_size=3000)
     assert samples.shape == (20_000, 3) and samples.dtype == torch.long
+    assert torch.equal(samples, oracle.sample(20_000, seed=0, batch_size=3000))
+    torch.testing.assert_close(log_p, oracle.log_prob(samples), rtol=1e-6, atol=1e-6)
     counts = Counter(map(tuple, samples.tolist()))
     seqs = list(map(tuple, every.tolist()))
     df = len(seqs) - 1
@@ -207,6 +209,9 @@ def test_oracle_weight_file_errors_name_the_file_and_problem(tmp_path):
     np.save(tmp_path / "pickled.npy", np.array([{"a": 1}], dtype=object))
     with pytest.raises(UserError, match="pickled.npy"):
         OracleLSTM.load(tmp_path / "pickled.npy")
+    np.save(tmp_path / "plain.npy", np.zeros(3))
+    with pytest.raises(UserError, match="plain.npy hold a single array"):
+        OracleLSTM.load(tmp_path / "plain.npy")
     arrays = random_arrays(V=7, E=5, H=4, seed=0)
     np.savez(tmp_path / "short.npz", **{k: v for k, v in arrays.items() if k != "Uog"})
     with pytest.raises(UserError, match="short.npz lack the arrays Uog"):
@@ -216,14 +221,17 @@ def test_oracle_weight_file_errors_name_the_file_and_problem(tmp_path):
         OracleLSTM.load(tmp_path / "shape.npz")
 
 
+@pytest.mark.slow  # 10,000 x 20 draws over 5,000 tokens: seconds on a CPU
 def test_seqgan_oracle_nll_of_its_own_samples():
     path = SHARED_DATA / "seqgan_oracle" / "oracle_lstm.npz"
     if not path.exists():
         pytest.skip(f"reference data absent: {path}")
     oracle = OracleLSTM.load(path, length=20)
     assert oracle.vocab_size == 5000
-    x = oracle.sample(10_000, seed=0, batch_size=2500)
-    assert oracle.nll_per_token(x) == pytest.approx(5.749, abs=0.01)
+    # sampling yields log P too, at half the cost of log_prob (their equality is tested above)
+    x, log_p = oracle.sample_with_log_prob(10_000, seed=0)
+    assert x.shape == (10_000, 20)
+    assert -log_p.sum().item() / x.numel() == pytest.approx(5.749, abs=0.01)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -274,7 +274,9 @@ def _captioning(table: datasets.Dataset, data: DataConfig, name: str, base: Path
     _require_column(table, data.captions_column, name)
     feature = table.features[column]
     if isinstance(feature, datasets.Image) or feature == datasets.Value("binary"):
-        images = table.select_columns([column]).rename_column(column, "image")
+        images = table.select_columns([column])
+        if column != "image":
+            images = images.rename_column(column, "image")
         if isinstance(feature, datasets.Image):
             images = images.cast_column("image", datasets.Image(decode=False))
         keys = _embedded_keys(images)

@@ -19,6 +19,7 @@ shallow copy: a state handed out stays valid, and rollouts may branch from it.
 from __future__ import annotations
 
 import copy
+from abc import abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,7 +44,6 @@ from transformers import (
     T5Config,
     T5ForConditionalGeneration,
     ViTConfig,
-    VisionEncoderDecoderConfig,
     VisionEncoderDecoderModel,
 )
 from transformers.cache_utils import Cache, EncoderDecoderCache
@@ -131,9 +131,10 @@ class HFGenerator(Generator):
     def _check_length(self, length: int) -> None:
         limit = getattr(self.decoder.config, "max_position_embeddings", None)
         if limit is not None and length > limit:
-            raise UserError(f"sequence of {length} positions exceeds the model's {limit} "
-                            "(raise model.max_positions or lower data.max_length)")
+            raise UserError(f"sequence of {length} positions exceeds the model's {limit} (lower "
+                            "data.max_length or decode.max_new_tokens, or raise model.max_positions)")
 
+    @abstractmethod
     def _decode(self, embeds: torch.Tensor, memory: EncoderMemory | None, cache: Cache | None,
                 position: int, use_cache: bool) -> tuple[torch.Tensor, Cache | None]:
         """Run the decoder on (B, T, D) embeddings after `position` cached positions.
@@ -141,7 +142,6 @@ class HFGenerator(Generator):
         Returns:
             (B, T, V) logits and the updated cache (None unless use_cache).
         """
-        raise NotImplementedError
 
     def forward(self, inputs: torch.Tensor, memory: EncoderMemory | None = None) -> torch.Tensor:
         """Teacher-forced logits (no cache).
@@ -203,7 +203,7 @@ class HFGenerator(Generator):
             with _no_progress_bars():
                 saved = type(self.model).from_pretrained(directory, use_safetensors=True)
         except (OSError, ValueError) as e:
-            raise UserError(f"cannot load model weights from {directory}: {str(e).strip().splitlines()[0]}") from None
+            raise UserError(f"cannot load model weights from {directory}: {_first_line(e)}") from None
         try:
             self.model.load_state_dict(saved.state_dict())
         except RuntimeError as e:
@@ -229,7 +229,8 @@ class CausalLMGenerator(HFGenerator):
     def encode(self, context: Context | None) -> None:
         return None
 
-    def _decode(self, embeds, memory, cache, position, use_cache):
+    def _decode(self, embeds: torch.Tensor, memory: EncoderMemory | None, cache: Cache | None,
+                position: int, use_cache: bool) -> tuple[torch.Tensor, Cache | None]:
         positions = torch.arange(position, position + embeds.shape[1], device=embeds.device)[None]
         out = self.model(inputs_embeds=embeds, position_ids=positions, past_key_values=cache,
                          use_cache=use_cache)
@@ -256,13 +257,14 @@ class Seq2SeqGenerator(HFGenerator):
             raise ValueError("a translation model needs Context.source")
         limit = getattr(self.model.config, "max_position_embeddings", None)
         if limit is not None and context.source.shape[1] > limit:
-            raise UserError(f"source of {context.source.shape[1]} tokens exceeds the model's {limit} positions "
-                            "(raise model.max_positions or lower data.max_length)")
+            raise UserError(f"source of {context.source.shape[1]} tokens exceeds the model's {limit} "
+                            "positions (lower data.max_length or raise model.max_positions)")
         mask = context.source_mask
         hidden = self.model.get_encoder()(input_ids=context.source, attention_mask=mask).last_hidden_state
         return EncoderMemory(hidden, mask)
 
-    def _decode(self, embeds, memory, cache, position, use_cache):
+    def _decode(self, embeds: torch.Tensor, memory: EncoderMemory | None, cache: Cache | None,
+                position: int, use_cache: bool) -> tuple[torch.Tensor, Cache | None]:
         out = self.model(encoder_outputs=BaseModelOutput(last_hidden_state=memory.hidden),
                          attention_mask=memory.mask, decoder_inputs_embeds=embeds,
                          past_key_values=cache, use_cache=use_cache)
@@ -295,7 +297,8 @@ class CaptionGenerator(HFGenerator):
             hidden = self.model.enc_to_dec_proj(hidden)
         return EncoderMemory(hidden)
 
-    def _decode(self, embeds, memory, cache, position, use_cache):
+    def _decode(self, embeds: torch.Tensor, memory: EncoderMemory | None, cache: Cache | None,
+                position: int, use_cache: bool) -> tuple[torch.Tensor, Cache | None]:
         out = self.model.decoder(inputs_embeds=embeds, encoder_hidden_states=memory.hidden,
                                  past_key_values=cache, use_cache=use_cache)
         return out.logits, out.past_key_values
@@ -326,11 +329,12 @@ def build_transformer(vocab: Vocab, cfg: ModelConfig, task: str, image_size: int
         model = _pretrained(AutoModelForSeq2SeqLM, cfg) if cfg.pretrained else _seq2seq(vocab, cfg)
         generator = Seq2SeqGenerator(vocab, model)
     elif task == "captioning":
-        model = _pretrained(VisionEncoderDecoderModel, cfg) if cfg.pretrained else _captioner(vocab, cfg, image_size)
-        unused = _POOLING_ONLY.get(model.encoder.config.model_type)
+        model = (_pretrained(VisionEncoderDecoderModel, cfg) if cfg.pretrained
+                 else _captioner(vocab, cfg, image_size))
+        unused = getattr(model.encoder, _POOLING_ONLY.get(model.encoder.config.model_type, ""), None)
         if unused is not None:
             # Frozen, so that distributed training does not wait for gradients that never come.
-            getattr(model.encoder, unused).requires_grad_(False)
+            unused.requires_grad_(False)
         generator = CaptionGenerator(vocab, model)
     else:
         raise ValueError(f"unknown task {task!r}")
@@ -346,14 +350,19 @@ def _pretrained(auto: type, cfg: ModelConfig) -> PreTrainedModel:
                                     **cfg.config_overrides)
     except (OSError, ValueError, TypeError) as e:
         raise UserError(f"cannot load model.pretrained={cfg.pretrained} as {auto.__name__}: "
-                        f"{str(e).strip().splitlines()[0]}") from None
+                        f"{_first_line(e)}") from None
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def _configured(cls: type[PreTrainedConfig], cfg: ModelConfig, **kwargs: Any) -> PreTrainedConfig:
-    """`cls(**kwargs)` with `cfg.config_overrides` on top, each of which must be a setting of `cls`."""
+    """`cls(**kwargs)` with `cfg.config_overrides` on top, each of which must be a setting of `cls`
+    (or `attn_implementation`: eager, sdpa, ...)."""
     defaults = cls()
     for key in cfg.config_overrides:
-        if not hasattr(defaults, key):
+        if not hasattr(defaults, key) and key != "attn_implementation":
             raise UserError(f"model.config_overrides: {key} is not a setting of {cls.__name__}")
     return cls(**{**kwargs, **cfg.config_overrides})
 
@@ -403,10 +412,11 @@ def _image_encoder(cfg: ModelConfig, image_size: int) -> PreTrainedModel:
     """
     if cfg.vision_pretrained:
         try:
-            encoder = AutoModel.from_pretrained(cfg.vision_pretrained, trust_remote_code=cfg.trust_remote_code)
+            encoder = AutoModel.from_pretrained(cfg.vision_pretrained,
+                                                trust_remote_code=cfg.trust_remote_code)
         except (OSError, ValueError) as e:
             raise UserError(f"cannot load model.vision_pretrained={cfg.vision_pretrained}: "
-                            f"{str(e).strip().splitlines()[0]}") from None
+                            f"{_first_line(e)}") from None
     else:
         d, depth = cfg.hidden_size, cfg.num_hidden_layers
         widths = [max(1, d // 4), max(1, d // 2), d]
@@ -415,10 +425,12 @@ def _image_encoder(cfg: ModelConfig, image_size: int) -> PreTrainedModel:
             if image_size % cfg.patch_size:
                 raise UserError(f"data.image_size={image_size} is not a multiple of "
                                 f"model.patch_size={cfg.patch_size}")
-            config = ViTConfig(hidden_size=d, num_hidden_layers=depth, num_attention_heads=cfg.num_attention_heads,
-                               intermediate_size=4 * d, image_size=image_size, patch_size=cfg.patch_size)
+            config = ViTConfig(hidden_size=d, num_hidden_layers=depth,
+                               num_attention_heads=cfg.num_attention_heads, intermediate_size=4 * d,
+                               image_size=image_size, patch_size=cfg.patch_size)
         elif cfg.vision_arch == "convnext":
-            config = ConvNextConfig(hidden_sizes=widths, depths=[depth] * 3, num_stages=3, image_size=image_size)
+            config = ConvNextConfig(hidden_sizes=widths, depths=[depth] * 3, num_stages=3,
+                                    image_size=image_size)
         else:
             config = ResNetConfig(embedding_size=widths[0], hidden_sizes=widths, depths=[depth] * 3,
                                   layer_type="basic")
@@ -432,7 +444,8 @@ def _image_encoder(cfg: ModelConfig, image_size: int) -> PreTrainedModel:
 
 def _captioner(vocab: Vocab, cfg: ModelConfig, image_size: int) -> VisionEncoderDecoderModel:
     encoder = _image_encoder(cfg, image_size)
-    decoder = GPT2LMHeadModel(_gpt2_config(vocab, cfg, "captioning", is_decoder=True, add_cross_attention=True))
+    decoder = GPT2LMHeadModel(_gpt2_config(vocab, cfg, "captioning", is_decoder=True,
+                                           add_cross_attention=True))
     model = VisionEncoderDecoderModel(encoder=encoder, decoder=decoder)
     model.config.decoder_start_token_id = vocab.bos_id
     model.config.pad_token_id = vocab.pad_id

@@ -12,6 +12,7 @@ length 20; its weights were drawn from N(0, 1), as are those of `OracleLSTM.rand
 from __future__ import annotations
 
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -71,14 +72,16 @@ class OracleLSTM(nn.Module):
             UserError: the file is missing or unreadable, or an array is missing or has a wrong shape.
         """
         try:
-            with np.load(path, allow_pickle=False) as npz:
+            npz = np.load(path, allow_pickle=False)
+            if not isinstance(npz, np.lib.npyio.NpzFile):
+                raise UserError(f"oracle weights {path} hold a single array, not an .npz archive of the "
+                                f"named arrays")
+            with npz:
                 arrays = {name: npz[name] for name in npz.files}
         except FileNotFoundError:
             raise UserError(f"oracle weights not found: {path}") from None
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
             raise UserError(f"cannot read oracle weights {path} (expected an .npz archive): {e}") from None
-        except AttributeError:  # a plain .npy array has no `files`
-            raise UserError(f"oracle weights {path} is a single array, not an .npz archive") from None
         missing = [name for name in ARRAYS if name not in arrays]
         if missing:
             raise UserError(f"oracle weights {path} lack the arrays {', '.join(missing)}")
@@ -126,42 +129,55 @@ class OracleLSTM(nn.Module):
         i, f, o, g = (x @ self.W + h @ self.U + self.b).chunk(4, dim=-1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
-        return h @ self.Wo + self.bo, h, c
+        return torch.addmm(self.bo, h, self.Wo), h, c
 
     def _start(self, batch: int) -> tuple[torch.Tensor, ...]:
         """Start-token inputs (B, E) and zero states (B, H)."""
         h = self.embedding.new_zeros(batch, self.U.shape[0])
         return self.embedding[0].expand(batch, -1), h, h
 
-    @torch.no_grad()
-    def sample(self, n: int, seed: int, batch_size: int = 1024) -> torch.Tensor:
+    def sample(self, n: int, seed: int, batch_size: int = 256) -> torch.Tensor:
         """`n` sequences drawn from the oracle, the same for the same seed and batch_size.
 
         Returns:
             (n, T) long token ids, on the oracle's device.
         """
+        return self.sample_with_log_prob(n, seed, batch_size)[0]
+
+    @torch.no_grad()
+    def sample_with_log_prob(self, n: int, seed: int,
+                             batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+        """`sample(n, seed, batch_size)` and the log P of each sequence, at no extra cost.
+
+        Returns:
+            (n, T) long token ids and (n,) float64 log-probabilities, on the oracle's device.
+        """
         g = torch.Generator(device=self.embedding.device).manual_seed(seed)
         chunks = [self.embedding.new_zeros(0, self.length, dtype=torch.long)]
+        log_probs = [self.embedding.new_zeros(0, dtype=torch.float64)]
         for start in range(0, n, batch_size):
             x, h, c = self._start(min(batch_size, n - start))
-            tokens = []
+            tokens, total = [], torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
             for _ in range(self.length):
                 logits, h, c = self._step(x, h, c)
                 # inverse-CDF sampling: one uniform per row, where torch.multinomial is many times slower
-                cdf = (logits - logits.amax(-1, keepdim=True)).exp().cumsum(-1)  # (B, V), unnormalised
+                top = logits.amax(-1, keepdim=True)  # (B, 1)
+                cdf = (logits - top).exp_().cumsum(-1)  # (B, V), unnormalised
                 u = torch.rand(cdf.shape[0], 1, generator=g, device=cdf.device) * cdf[:, -1:]
-                token = torch.searchsorted(cdf, u, right=True).squeeze(1).clamp(max=self.vocab_size - 1)
-                tokens.append(token)
-                x = self.embedding[token]
+                token = torch.searchsorted(cdf, u, right=True).clamp(max=self.vocab_size - 1)  # (B, 1)
+                total += (logits.gather(1, token) - top - cdf[:, -1:].log()).squeeze(1).double()
+                tokens.append(token.squeeze(1))
+                x = self.embedding[tokens[-1]]
             chunks.append(torch.stack(tokens, dim=1))
-        return torch.cat(chunks)
+            log_probs.append(total)
+        return torch.cat(chunks), torch.cat(log_probs)
 
     def sample_texts(self, n: int, seed: int) -> list[str]:
         """`sample(n, seed)` as space-separated token ids, e.g. "17 4093 ..."."""
         return [" ".join(map(str, row)) for row in self.sample(n, seed).tolist()]
 
     @torch.no_grad()
-    def log_prob(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    def log_prob(self, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
         """Exact log P(x) of each sequence (of its first T tokens when T < length).
 
         Args:

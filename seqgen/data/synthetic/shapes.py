@@ -29,7 +29,8 @@ RELATIONS: dict[str, str] = {"above": "below", "below": "above", "to the left of
                              "to the right of": "to the left of"}
 """Each relation and its converse (A above B  ⇔  B below A)."""
 BACKGROUND = (255, 255, 255)
-_FRAMES = ("a {a} {rel} a {b}", "there is a {a} {rel} a {b}", "a {a} is {rel} a {b}", "the {a} is {rel} the {b}")
+_FRAMES = ("a {a} {rel} a {b}", "there is a {a} {rel} a {b}", "a {a} is {rel} a {b}",
+           "the {a} is {rel} the {b}")
 """Phrasings of "A rel B"; each is used for the relation and for its converse."""
 
 SYMBOLS: list[str] = sorted({word for frame in _FRAMES for word in frame.split() if not word.startswith("{")}
