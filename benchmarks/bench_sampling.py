@@ -20,9 +20,19 @@ from __future__ import annotations
 import argparse
 
 import torch
+from common import (
+    add_device_args,
+    autocast,
+    machine,
+    print_table,
+    quiet_transformers,
+    rate,
+    setup,
+    spread,
+    timed,
+    write_json,
+)
 
-from common import (add_device_args, autocast, machine, print_table, quiet_transformers, setup, spread, timed,
-                    write_json)
 from seqgen.config import DecodeConfig, ModelConfig
 from seqgen.data.batch import Vocab
 from seqgen.models.hf import build_transformer
@@ -30,8 +40,8 @@ from seqgen.sampling import generate
 
 TARGET = 1.0
 SIZES = {
-    "full": dict(batch_size=8, new_tokens=64, reps=5, layers=6, width=512, heads=8, vocab=5000),
-    "quick": dict(batch_size=2, new_tokens=8, reps=2, layers=2, width=64, heads=2, vocab=500),
+    "full": {"batch_size": 8, "new_tokens": 64, "reps": 10, "layers": 6, "width": 512, "heads": 8, "vocab": 5000},
+    "quick": {"batch_size": 2, "new_tokens": 8, "reps": 2, "layers": 2, "width": 64, "heads": 2, "vocab": 500},
 }
 SPECIALS = 4  # PAD, BOS, EOS, UNK come before a fixed vocabulary's symbols (seqgen/data/tokenizer.py)
 
@@ -41,7 +51,7 @@ def parse_args() -> argparse.Namespace:
     add_device_args(parser)
     parser.add_argument("--batch-size", type=int, help="sequences sampled at once (default 8; quick 2)")
     parser.add_argument("--new-tokens", type=int, help="N: decoding steps, EOS included (default 64)")
-    parser.add_argument("--reps", type=int, help="timed calls of each (default 5)")
+    parser.add_argument("--reps", type=int, help="timed calls of each (default 10)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     for key, value in SIZES["quick" if args.quick else "full"].items():
@@ -55,8 +65,9 @@ def main() -> None:
     device = setup(args)
     torch.manual_seed(args.seed)
     vocab = Vocab(size=args.vocab + SPECIALS, pad_id=0, bos_id=1, eos_id=2, unk_id=3)
-    cfg = ModelConfig(family="transformer", arch="gpt2", num_hidden_layers=args.layers, hidden_size=args.width,
-                      num_attention_heads=args.heads, max_positions=args.new_tokens + 1)
+    cfg = ModelConfig(family="transformer", arch="gpt2", num_hidden_layers=args.layers,
+                      hidden_size=args.width, num_attention_heads=args.heads,
+                      max_positions=args.new_tokens + 1)
     generator = build_transformer(vocab, cfg, "lm").to(device).eval()
     hf_model = generator.model
     n, batch = args.new_tokens, args.batch_size
@@ -85,11 +96,13 @@ def main() -> None:
             our_seconds.append(timed(ours, device))
 
     tokens = batch * n
-    hf_rate, our_rate = tokens * len(hf_seconds) / sum(hf_seconds), tokens * len(our_seconds) / sum(our_seconds)
+    hf_rate = rate([tokens] * len(hf_seconds), hf_seconds)
+    our_rate = rate([tokens] * len(our_seconds), our_seconds)
     results = {"machine": machine(device), "args": {k: str(v) for k, v in vars(args).items()},
                "transformers_tokens_per_second": hf_rate, "seqgen_tokens_per_second": our_rate,
                "ratio": our_rate / hf_rate, "target": TARGET,
-               "transformers_reps": [tokens / s for s in hf_seconds], "seqgen_reps": [tokens / s for s in our_seconds]}
+               "transformers_reps": [tokens / s for s in hf_seconds],
+               "seqgen_reps": [tokens / s for s in our_seconds]}
     print_table(f"Ancestral sampling, batch {batch} x {n} tokens, {args.reps} reps; {machine(device)}",
                 ["model", "transformers tok/s", "seqgen tok/s", "ratio", "target", "transformers reps",
                  "seqgen reps"],

@@ -39,11 +39,23 @@ import datasets
 import torch
 import torch.nn.functional as F
 from accelerate.utils import set_seed
+from common import (
+    add_device_args,
+    autocast,
+    machine,
+    matmul_peak,
+    print_table,
+    quiet_transformers,
+    rate,
+    setup,
+    spread,
+    synchronize,
+    timed,
+    write_json,
+)
 from torch import nn
 from transformers import GPT2LMHeadModel
 
-from common import (add_device_args, autocast, machine, matmul_peak, print_table, quiet_transformers, rate,
-                    setup, spread, synchronize, timed, write_json)
 from seqgen.config import ModelConfig, RunConfig
 from seqgen.data import load_data
 from seqgen.models import build_generator
@@ -55,10 +67,10 @@ SEQ = 64
 TARGETS = {"gpt2": 0.95, "lstm": 0.95}
 
 SIZES = {
-    "full": dict(batch_size=8, warmup=2, steps=10, rounds=2, layers=6, width=512, heads=8, rnn_dim=512,
-                 vocab=5000),
-    "quick": dict(batch_size=2, warmup=2, steps=4, rounds=1, layers=2, width=64, heads=2, rnn_dim=64,
-                  vocab=500),
+    "full": {"batch_size": 8, "warmup": 2, "steps": 10, "rounds": 2, "layers": 6, "width": 512, "heads": 8,
+             "rnn_dim": 512, "vocab": 5000},
+    "quick": {"batch_size": 2, "warmup": 2, "steps": 4, "rounds": 1, "layers": 2, "width": 64, "heads": 2,
+              "rnn_dim": 64, "vocab": 500},
 }
 
 
@@ -246,8 +258,9 @@ def main() -> None:
     if "gflops" in results:
         g = results["gflops"]
         print(f"\nGPT-2 FLOPs per token {g['flops_per_token'] / 1e6:.1f} M; matmul peak "
-              f"{g['matmul_peak_gflops']:.1f} GFLOP/s ({g['dtype']}); seqgen {g['seqgen_gflops']:.1f} GFLOP/s "
-              f"= {g['seqgen_gflops'] / g['matmul_peak_gflops']:.1%} of peak; reference "
+              f"{g['matmul_peak_gflops']:.1f} GFLOP/s ({g['dtype']}); "
+              f"seqgen {g['seqgen_gflops']:.1f} GFLOP/s = {g['seqgen_gflops'] / g['matmul_peak_gflops']:.1%} "
+              f"of peak; reference "
               f"{g['reference_gflops']:.1f} GFLOP/s = {g['reference_gflops'] / g['matmul_peak_gflops']:.1%}")
     write_json(args.json, results)
 

@@ -18,8 +18,7 @@ class JSONLTracker(GeneralTracker):
     @on_main_process
     def __init__(self, run_name: str, logging_dir: str | Path) -> None:
         super().__init__()
-        self.path = Path(logging_dir) / "metrics.jsonl"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = Path(logging_dir) / "metrics.jsonl"  # its folder is made on the first write
 
     @property
     def tracker(self):
@@ -27,10 +26,12 @@ class JSONLTracker(GeneralTracker):
 
     @on_main_process
     def store_init_configuration(self, values: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         (self.path.parent / "config.json").write_text(json.dumps(values, indent=2, default=str))
 
     @on_main_process
     def log(self, values: dict, step: int | None = None, **kwargs) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as f:
             f.write(json.dumps({"step": step, "time": round(time.time(), 3), **values}) + "\n")
 

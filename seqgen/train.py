@@ -243,7 +243,8 @@ def _global_batches(loader: DataLoader, state: TrainerState) -> Iterator[Batch]:
     while True:
         loader.batch_sampler.set_epoch(state.epoch)
         order = list(loader.batch_sampler)[state.batch_in_epoch:]
-        rest = DataLoader(loader.dataset, batch_sampler=order, collate_fn=loader.collate_fn)
+        rest = DataLoader(loader.dataset, batch_sampler=order, collate_fn=loader.collate_fn,
+                          generator=loader.generator)
         for batch in rest:
             state.batch_in_epoch += 1
             yield batch

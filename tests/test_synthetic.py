@@ -100,6 +100,7 @@ def test_toy_is_seeded():
     assert torch.equal(a.enumerate()[1], b.enumerate()[1])
     assert not torch.equal(a.enumerate()[1], c.enumerate()[1])
     assert a.sample(50, seed=5) == b.sample(50, seed=5) != a.sample(50, seed=6)
+    assert a.sample(0, seed=5) == []
 
 
 def test_toy_from_config_and_texts():

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import datasets
+import torch
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerFast
 
@@ -86,7 +87,10 @@ class Split:
                                      max_tokens=cfg.max_tokens, shuffle=shuffle, seed=seed)
         collate = Collator(self.task, self.vocab, image_size or cfg.image_size, self.images)
         rows = Rows(self.dataset, ("ids", "source_ids", "image_row", "references"))
-        return DataLoader(rows, batch_sampler=sampler, collate_fn=collate, num_workers=0)
+        # The loader gets a generator of its own: each new iterator draws a seed from it, and drawing
+        # from the global RNG instead would shift dropout after a resume.
+        return DataLoader(rows, batch_sampler=sampler, collate_fn=collate, num_workers=0,
+                          generator=torch.Generator())
 
     def texts(self) -> list[str]:
         """The target text of every row (for language modelling: the sentences)."""

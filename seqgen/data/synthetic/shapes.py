@@ -66,8 +66,8 @@ class Scene:
 def random_scene(seed: int, index: int, image_size: int = 64) -> Scene:
     """Scene `index` of the split drawn with `seed`.
 
-    The centres are 0.25 and 0.75 of the side apart along the relation's axis and within ±0.08 of the
-    middle across it, so the shapes never overlap and the relation is never ambiguous.
+    Along the relation's axis the centres sit at 0.25 and 0.75 of the side (± 0.08), across it at
+    0.5 ± 0.08, so the shapes never overlap and the relation is never ambiguous.
     """
     rng = np.random.default_rng([seed, index])
     relation = list(RELATIONS)[rng.integers(len(RELATIONS))]

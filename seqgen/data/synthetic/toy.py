@@ -140,6 +140,8 @@ class ToyDistribution:
 
     def sample(self, n: int, seed: int) -> list[tuple[int, ...]]:
         """`n` independent sequences, the same for the same seed."""
+        if n == 0:
+            return []
         g = torch.Generator().manual_seed(seed)
         V, L = self.vocab_size, self.max_length
         if self.kind == "joint":
