@@ -87,6 +87,12 @@ def rate(tokens: list[int], seconds: list[float]) -> float:
     return sum(tokens) / sum(seconds)
 
 
+def paired_ratio(ours: list[float], theirs: list[float]) -> float:
+    """Median over repetitions of ours / theirs, each pair measured back to back: a burst of other load
+    on the machine moves one pair, where it would move a ratio of totals."""
+    return statistics.median(a / b for a, b in zip(ours, theirs))
+
+
 def spread(rates: list[float]) -> str:
     """min-max of per-round rates, to show how much the figure moves between rounds."""
     if len(rates) < 2:

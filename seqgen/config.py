@@ -130,7 +130,8 @@ class ModelConfig:
     num_layers: int = 1
     """RNN: stacked layers in the decoder and the encoder."""
     dropout: float = 0.0
-    """Dropout on embeddings, between layers and before the output layer."""
+    """RNN: dropout on embeddings, between layers and before the output layer. Transformer built from
+    a config: its dropout probabilities (residual, embedding, attention)."""
     tie_embeddings: bool = True
     """Share the input embedding and output projection (RNN: needs an extra projection when
     hidden_dim != embedding_dim)."""

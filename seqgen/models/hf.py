@@ -380,7 +380,8 @@ def _gpt2_config(vocab: Vocab, cfg: ModelConfig, task: str, **extra: Any) -> GPT
     return _configured(GPT2Config, cfg, vocab_size=vocab.size, n_embd=cfg.hidden_size,
                        n_layer=cfg.num_hidden_layers, n_head=cfg.num_attention_heads,
                        n_positions=cfg.max_positions, bos_token_id=vocab.bos_id,
-                       eos_token_id=vocab.eos_id, pad_token_id=vocab.pad_id, **extra)
+                       eos_token_id=vocab.eos_id, pad_token_id=vocab.pad_id, resid_pdrop=cfg.dropout,
+                       embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout, **extra)
 
 
 def _seq2seq(vocab: Vocab, cfg: ModelConfig) -> PreTrainedModel:
@@ -394,10 +395,11 @@ def _seq2seq(vocab: Vocab, cfg: ModelConfig) -> PreTrainedModel:
     if cfg.arch == "t5":
         return T5ForConditionalGeneration(_configured(
             T5Config, cfg, d_model=d, d_kv=d // heads, d_ff=4 * d, num_layers=layers,
-            num_decoder_layers=layers, num_heads=heads, **ids))
+            num_decoder_layers=layers, num_heads=heads, dropout_rate=cfg.dropout, **ids))
     sizes = dict(d_model=d, encoder_layers=layers, decoder_layers=layers, encoder_attention_heads=heads,
                  decoder_attention_heads=heads, encoder_ffn_dim=4 * d, decoder_ffn_dim=4 * d,
-                 max_position_embeddings=cfg.max_positions, forced_eos_token_id=vocab.eos_id)
+                 max_position_embeddings=cfg.max_positions, forced_eos_token_id=vocab.eos_id,
+                 dropout=cfg.dropout, attention_dropout=cfg.dropout)
     if cfg.arch == "bart":
         return BartForConditionalGeneration(_configured(BartConfig, cfg, **sizes, **ids))
     # Marian checkpoints scale their embeddings by sqrt(d_model); models built here do as well.
@@ -427,7 +429,8 @@ def _image_encoder(cfg: ModelConfig, image_size: int) -> PreTrainedModel:
                                 f"model.patch_size={cfg.patch_size}")
             config = ViTConfig(hidden_size=d, num_hidden_layers=depth,
                                num_attention_heads=cfg.num_attention_heads, intermediate_size=4 * d,
-                               image_size=image_size, patch_size=cfg.patch_size)
+                               image_size=image_size, patch_size=cfg.patch_size,
+                               hidden_dropout_prob=cfg.dropout)
         elif cfg.vision_arch == "convnext":
             config = ConvNextConfig(hidden_sizes=widths, depths=[depth] * 3, num_stages=3,
                                     image_size=image_size)
