@@ -62,9 +62,9 @@ def evaluate(model: Generator, data: TaskData, split: str, cfg: RunConfig, accel
     part: Split = data.splits[split]
     nll = NLLAccumulator()
     loader = part.loader(cfg.data, shuffle=False, seed=cfg.seed)
-    show = accelerator.is_local_main_process
+    hide = None if accelerator.is_local_main_process else True  # None: shown on a terminal only
     for batch in tqdm(_shard(loader, accelerator, max_batches), desc=f"{split} nll", leave=False,
-                      disable=not show):
+                      disable=hide):
         nll.add(model, batch)
     nll.merge(accelerator.reduce(nll.totals(accelerator.device), reduction="sum"))
     result = EvalResult(nll.result(prefix))
@@ -74,7 +74,7 @@ def evaluate(model: Generator, data: TaskData, split: str, cfg: RunConfig, accel
         rows = []
         contexts = part.unique_contexts().loader(cfg.data, shuffle=False, seed=cfg.seed)
         for batch in tqdm(_shard(contexts, accelerator, max_batches), desc=f"{split} decode",
-                          leave=False, disable=not show):
+                          leave=False, disable=hide):
             rows += _decode_batch(model, batch, data, cfg.decode, rng)
         rows = sorted(gather_object(rows))  # every process's (index, hypothesis, references)
         hyps, refs = [r[1] for r in rows], [r[2] for r in rows]
