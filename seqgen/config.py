@@ -235,8 +235,8 @@ class TrainConfig:
     """Stop after this many evaluations without improvement (None: never)."""
     num_samples: int = 3
     """Samples printed at each evaluation."""
-    tensorboard: bool = False
-    """Also log to TensorBoard (when installed)."""
+    tensorboard: bool = True
+    """Also log to TensorBoard when it is installed (the JSONL log is always written)."""
 
 
 @dataclass

@@ -12,8 +12,8 @@ gradient whatever the number of processes and micro-batches (up to float roundin
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
-import logging
 import os
 import shutil
 import time
@@ -38,7 +38,6 @@ from seqgen.models import Generator, build_generator, save_generator
 from seqgen.objectives import build_objective
 from seqgen.tracking import JSONLTracker
 
-logger = logging.getLogger("seqgen.train")
 
 RECIPE_FILE = "recipe.yaml"
 # Sections of a recipe that must not change when a run is resumed: they define the weights' meaning.
@@ -326,11 +325,5 @@ def _cpu_processes() -> bool:
 
 
 def _tensorboard(tc) -> bool:
-    if not tc.tensorboard:
-        return False
-    try:
-        import tensorboard  # noqa: F401
-    except ImportError:
-        logger.warning("train.tensorboard is set but tensorboard is not installed; logging JSONL only")
-        return False
-    return True
+    """Log to TensorBoard too when asked and the package is installed."""
+    return tc.tensorboard and importlib.util.find_spec("tensorboard") is not None

@@ -13,7 +13,6 @@ decoder's initial state is bridged from the encoder's summary; a language model 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors.torch import load_model, save_model
