@@ -89,6 +89,9 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
     state = TrainerState()
     if resume:
         state = checkpoints.load(accelerator, checkpoints.latest())
+        if state.step >= tc.max_steps:
+            raise UserError(f"the run in {out} already reached step {state.step}; raise train.max_steps "
+                            f"to continue it")
         accelerator.print(f"resuming from step {state.step}")
     accelerator.init_trackers("seqgen", config=_flat(to_dict(cfg)))
 
