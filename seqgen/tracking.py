@@ -15,7 +15,8 @@ class JSONLTracker(GeneralTracker):
     name = "jsonl"
     requires_logging_directory = True
 
-    @on_main_process
+    # No `on_main_process` here: that would create Accelerate's process state before the Accelerator
+    # that this tracker is handed to, and a multi-process launch would then run as separate processes.
     def __init__(self, run_name: str, logging_dir: str | Path) -> None:
         super().__init__()
         self.path = Path(logging_dir) / "metrics.jsonl"  # its folder is made on the first write

@@ -93,7 +93,8 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
             raise UserError(f"the run in {out} already reached step {state.step}; raise train.max_steps "
                             f"to continue it")
         accelerator.print(f"resuming from step {state.step}")
-    accelerator.init_trackers("seqgen", config=_flat(to_dict(cfg)))
+    accelerator.init_trackers("seqgen", config={**_flat(to_dict(cfg)),
+                                                "num_processes": accelerator.num_processes})
 
     train_loader = data.splits["train"].loader(cfg.data, shuffle=cfg.data.shuffle, seed=cfg.seed)
     batches = _global_batches(train_loader, state)

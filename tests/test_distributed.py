@@ -2,6 +2,7 @@
 batch; and a run killed with SIGKILL mid-training and resumed ends with the same weights as an
 uninterrupted one."""
 
+import json
 import os
 import signal
 import subprocess
@@ -37,6 +38,8 @@ def test_two_processes_match_one(recipe, tmp_path):
 
     rank0, rank1 = (load_file(tmp_path / "two" / f"rank{r}.safetensors") for r in (0, 1))
     single = load_file(tmp_path / "one" / "rank0.safetensors")
+    # A real 2-process run, not two lone processes that happen to agree.
+    assert json.loads((tmp_path / "two" / "logs" / "config.json").read_text())["num_processes"] == 2
     for name in rank0:
         assert torch.equal(rank0[name], rank1[name]), f"ranks differ in {name}"
         torch.testing.assert_close(rank0[name], single[name], atol=2e-5, rtol=1e-4, msg=f"{name} differs")
