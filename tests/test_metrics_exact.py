@@ -10,6 +10,7 @@ from seqgen.config import DecodeConfig, ModelConfig
 from seqgen.data.batch import Batch, Vocab
 from seqgen.data.synthetic.oracle import OracleLSTM
 from seqgen.data.synthetic.toy import ToyDistribution
+from seqgen.data.tokenizer import fixed_tokenizer, vocab_of
 from seqgen.errors import UserError
 from seqgen.metrics.exact import (
     binary_entropy,
@@ -25,7 +26,13 @@ from seqgen.metrics.exact import (
     toy_metrics,
 )
 from seqgen.metrics.likelihood import sequence_nll
-from seqgen.metrics.oracle import nll_oracle, nll_test, oracle_metrics, sample_fixed_length, sequence_log_probs
+from seqgen.metrics.oracle import (
+    nll_oracle,
+    nll_test,
+    oracle_metrics,
+    sample_fixed_length,
+    sequence_log_probs,
+)
 from seqgen.models.base import Generator
 from seqgen.models.rnn import RNNGenerator
 from seqgen.sampling import generate
@@ -218,8 +225,6 @@ def test_product_of_marginals_matches_the_toys_marginals_and_multi_information(k
 
 
 def test_symbol_token_ids_follow_the_fixed_tokenizer():
-    from seqgen.data.tokenizer import fixed_tokenizer, vocab_of
-
     tokenizer = fixed_tokenizer(["a", "b", "c"])
     ids = symbol_token_ids(vocab_of(tokenizer), 3)
     assert ids.tolist() == tokenizer.convert_tokens_to_ids(["a", "b", "c"]) == [4, 5, 6]

@@ -162,7 +162,7 @@ def test_select_state_reorders_the_cache(name):
 
 
 def test_dropout_is_off_in_eval_only():
-    g, task = _build("gpt2")
+    g, task = build_transformer(VOCAB, _cfg(arch="gpt2", dropout=0.1), "lm").eval(), "lm"
     ids, _ = _data(task)
     with torch.no_grad():
         torch.testing.assert_close(g(ids), g(ids), atol=0, rtol=0)
@@ -266,3 +266,10 @@ def test_vision_pretrained_encoder_is_loaded(tmp_path):
     _, context = _data(task)
     with torch.no_grad():
         torch.testing.assert_close(other.encode(context).hidden, g.encode(context).hidden, atol=0, rtol=0)
+
+
+def test_model_dropout_sets_the_built_configs_dropout():
+    for arch, task, key in (("gpt2", "lm", "resid_pdrop"), ("bart", "translation", "dropout"),
+                            ("t5", "translation", "dropout_rate")):
+        g = build_transformer(VOCAB, _cfg(arch=arch, dropout=0.25), task)
+        assert getattr(g.model.config, key) == 0.25
