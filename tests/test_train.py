@@ -62,3 +62,18 @@ def test_interrupted_checkpoint_write_keeps_the_latest_loadable(tmp_path, monkey
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
     assert names == ["latest", "step-0000001", "step-0000003", "step-0000004"]
     assert checkpoints.latest().name == "step-0000004"
+
+
+def test_early_stopping_and_best_checkpoint(tmp_path):
+    """With a zero learning rate nothing improves after the first evaluation: patience 2 stops the run
+    at the third evaluation, and the best checkpoint (the first) survives pruning."""
+    (tmp_path / "train.txt").write_text("a b c\nb c d\nc d e a\n" * 4)
+    cfg = load_config(None, [f"data.train={tmp_path / 'train.txt'}", f"data.validation={tmp_path / 'train.txt'}",
+                             "data.source=text", f"output_dir={tmp_path / 'run'}", "train.lr=0.0",
+                             "train.max_steps=100", "train.eval_every=2", "train.save_every=2",
+                             "train.keep_last=1", "train.early_stopping_patience=2", "train.num_samples=0",
+                             "model.embedding_dim=8", "model.hidden_dim=8", "data.batch_size=4"])
+    train(cfg)
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["latest", "step-0000002", "step-0000006"]
+    assert (checkpoints / "latest").read_text() == "step-0000006"
