@@ -5,8 +5,9 @@
     python benchmarks/bench_train.py --device cuda --mixed-precision bf16 --batch-size 64
 
 Both sides train the same model (same config, same seed) on the same batches of the embedded oracle
-source with AdamW, gradient clipping at 1.0 and the same number of steps, in this one process with the
-same threads; rounds alternate which of the two runs first.
+source with the recipe's AdamW settings, gradient clipping at 1.0 and the same number of steps, in this
+one process with the same threads; rounds alternate which of the two runs first. The mean
+training loss over the timed steps is shown for both: equal losses show the same computation.
 
 - seqgen: `seqgen.train.train(cfg, overwrite=True)`, the real loop. It logs `train/tokens_per_second`
   every `log_every` steps over the window since its last log (the log itself, the final evaluation and
@@ -57,7 +58,7 @@ from common import (
 from torch import nn
 from transformers import GPT2LMHeadModel
 
-from seqgen.config import ModelConfig, RunConfig
+from seqgen.config import ModelConfig, RunConfig, TrainConfig
 from seqgen.data import load_data
 from seqgen.models import build_generator
 from seqgen.tracking import read_log
@@ -138,11 +139,13 @@ def run_seqgen(cfg: RunConfig, args: argparse.Namespace) -> Measured:
     return Measured(rate(tokens, seconds), sum(r["train/loss"] for r in logs) / len(logs))
 
 
-def run_reference(model: nn.Module, logits_of, batches: list[torch.Tensor], pad_id: int,
+def run_reference(model: nn.Module, logits_of, batches: list[torch.Tensor], pad_id: int, tc: TrainConfig,
                   args: argparse.Namespace, device: torch.device) -> Measured:
-    """The hand-written loop over pre-collated (B, SEQ + 1) token batches."""
+    """The hand-written loop over pre-collated (B, SEQ + 1) token batches, with the recipe's optimizer
+    settings `tc`."""
     model.to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, betas=tuple(tc.betas),
+                                  weight_decay=tc.weight_decay)
     losses = []
 
     def steps(chunk: list[torch.Tensor]) -> None:
@@ -152,7 +155,7 @@ def run_reference(model: nn.Module, logits_of, batches: list[torch.Tensor], pad_
                 logits = logits_of(model, tokens[:, :-1])  # (B, SEQ, V)
             loss = F.cross_entropy(logits.flatten(0, 1).float(), tokens[:, 1:].flatten(), ignore_index=pad_id)
             loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            nn.utils.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             losses.append(loss.detach())
@@ -223,7 +226,8 @@ def main() -> None:
                             ours.append(run_seqgen(run, args))
                             continue
                         model, logits_of = reference_model(family, cfg, data.vocab)
-                        ref.append(run_reference(model, logits_of, batches, data.vocab.pad_id, args, device))
+                        ref.append(run_reference(model, logits_of, batches, data.vocab.pad_id, cfg.train,
+                                                 args, device))
                         del model
                 print(f"{family} round {round_ + 1}: reference {ref[-1].tokens_per_second:,.0f} tok/s, "
                       f"seqgen {ours[-1].tokens_per_second:,.0f} tok/s", flush=True)
