@@ -1,6 +1,18 @@
-"""Metrics usable from notebooks and by `seqgen eval`: likelihood and sample quality."""
+"""Metrics usable from notebooks and by `seqgen eval`: likelihood and sample quality.
 
-from seqgen.metrics.likelihood import NLLAccumulator
+- likelihood: held-out per-token NLL, perplexity, bits per token (`NLLAccumulator`, `sequence_nll`);
+- exact: divergences on enumerable toys (`toy_metrics`, `kl`, `js_pi`, ...);
+- oracle: NLL_oracle and NLL_test against a synthetic oracle (`oracle_metrics`);
+- translation: sacrebleu corpus BLEU/chrF/TER, multi-reference (`corpus_scores`);
+- cider: CIDEr-D as the COCO caption evaluation computes it (`cider_d`).
+"""
+
+from seqgen.metrics.cider import cider_d
+from seqgen.metrics.exact import js_pi, kl, model_log_probs, optimal_critic_value, toy_metrics, total_variation
+from seqgen.metrics.likelihood import NLLAccumulator, sequence_nll
+from seqgen.metrics.oracle import nll_oracle, nll_test, oracle_metrics
 from seqgen.metrics.translation import corpus_scores
 
-__all__ = ["NLLAccumulator", "corpus_scores"]
+__all__ = ["NLLAccumulator", "cider_d", "corpus_scores", "js_pi", "kl", "model_log_probs", "nll_oracle",
+           "nll_test", "optimal_critic_value", "oracle_metrics", "sequence_nll", "toy_metrics",
+           "total_variation"]
