@@ -33,6 +33,7 @@ import argparse
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +60,7 @@ from torch import nn
 from transformers import GPT2LMHeadModel
 
 from seqgen.config import ModelConfig, RunConfig, TrainConfig
-from seqgen.data import load_data
+from seqgen.data import Vocab, load_data
 from seqgen.models import build_generator
 from seqgen.tracking import read_log
 from seqgen.train import train
@@ -67,9 +68,11 @@ from seqgen.train import train
 SEQ = 64
 """Model input positions (BOS + the oracle's 63 tokens) and targets per sentence (63 tokens + EOS)."""
 TARGETS = {"gpt2": 0.95, "lstm": 0.95}
+LogitsOf = Callable[[nn.Module, torch.Tensor], torch.Tensor]
+"""(model, ids (B, T)) -> logits (B, T, V)."""
 
 SIZES = {
-    "full": {"batch_size": 8, "warmup": 2, "steps": 10, "rounds": 2, "layers": 6, "width": 512, "heads": 8,
+    "full": {"batch_size": 8, "warmup": 2, "steps": 10, "rounds": 6, "layers": 6, "width": 512, "heads": 8,
              "rnn_dim": 512, "vocab": 5000},
     "quick": {"batch_size": 2, "warmup": 2, "steps": 4, "rounds": 1, "layers": 2, "width": 64, "heads": 2,
               "rnn_dim": 64, "vocab": 500},
@@ -83,7 +86,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, help="sentences per step (default 8; quick 2)")
     parser.add_argument("--warmup", type=int, help="untimed steps, also seqgen's log window (default 2)")
     parser.add_argument("--steps", type=int, help="timed steps, a multiple of --warmup (default 10)")
-    parser.add_argument("--rounds", type=int, help="reference/seqgen pairs per model (default 2)")
+    parser.add_argument("--rounds", type=int, help="reference/seqgen pairs per model (default 6)")
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -124,7 +127,7 @@ def recipe(family: str, args: argparse.Namespace, output_dir: Path) -> RunConfig
 class Measured:
     tokens_per_second: float
     loss: float
-    """Mean training loss over the timed steps: both loops should report nearly the same."""
+    """Mean training loss over the timed steps: the same for both loops when they do the same work."""
 
 
 def run_seqgen(cfg: RunConfig, args: argparse.Namespace) -> Measured:
@@ -139,8 +142,8 @@ def run_seqgen(cfg: RunConfig, args: argparse.Namespace) -> Measured:
     return Measured(rate(tokens, seconds), sum(r["train/loss"] for r in logs) / len(logs))
 
 
-def run_reference(model: nn.Module, logits_of, batches: list[torch.Tensor], pad_id: int, tc: TrainConfig,
-                  args: argparse.Namespace, device: torch.device) -> Measured:
+def run_reference(model: nn.Module, logits_of: LogitsOf, batches: list[torch.Tensor], pad_id: int,
+                  tc: TrainConfig, args: argparse.Namespace, device: torch.device) -> Measured:
     """The hand-written loop over pre-collated (B, SEQ + 1) token batches, with the recipe's optimizer
     settings `tc`."""
     model.to(device).train()
@@ -183,7 +186,7 @@ class LSTMLanguageModel(nn.Module):
         return self.out(h)
 
 
-def reference_model(family: str, cfg: RunConfig, vocab) -> tuple[nn.Module, object]:
+def reference_model(family: str, cfg: RunConfig, vocab: Vocab) -> tuple[nn.Module, LogitsOf]:
     """The reference model, freshly seeded like seqgen's, and how to get its logits from ids."""
     if family == "gpt2":
         config = build_generator(cfg.model, vocab, "lm").model.config  # the exact config seqgen builds
@@ -231,7 +234,7 @@ def main() -> None:
                         del model
                 print(f"{family} round {round_ + 1}: reference {ref[-1].tokens_per_second:,.0f} tok/s, "
                       f"seqgen {ours[-1].tokens_per_second:,.0f} tok/s", flush=True)
-            # every round times the same number of tokens, so the overall rate is the harmonic mean
+            # every round times the same number of tokens: the overall rate is the rounds' harmonic mean
             ref_rate = len(ref) / sum(1 / m.tokens_per_second for m in ref)
             our_rate = len(ours) / sum(1 / m.tokens_per_second for m in ours)
             paired = paired_ratio([m.tokens_per_second for m in ours], [m.tokens_per_second for m in ref])

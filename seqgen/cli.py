@@ -1,4 +1,4 @@
-"""The `seqgen` command line: train | eval | generate | check | demo.
+"""The `seqgen` command line: train | eval | generate | sweep | check | demo.
 
 A mistake in the user's input (bad recipe, bad data, missing file) is printed as one line,
 `seqgen: error: ...`, with exit status 2; nothing already on disk is overwritten.
@@ -93,6 +93,16 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0)
     g.set_defaults(run=_generate)
 
+    w = sub.add_parser("sweep", help="quality-diversity curves over the sampling temperature")
+    w.add_argument("paths", nargs="+", metavar="MODEL_DIR", help="run or exported model folders")
+    w.add_argument("--alphas", type=float, nargs="+", default=[0.5, 0.75, 1.0, 1.5, 2.0, 2.5],
+                   help="inverse temperatures (logits x alpha)")
+    w.add_argument("--out", default="runs/sweep", help="folder for sweep.csv, sweep.json and the figures")
+    w.add_argument("--num-samples", type=int, default=1000, help="samples per model and alpha")
+    w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--data", help="test file for models without a recipe beside them")
+    w.set_defaults(run=_sweep)
+
     c = sub.add_parser("check", help="validate recipes")
     c.add_argument("paths", nargs="*", default=["recipes"], help="recipe files or folders")
     c.set_defaults(run=_check)
@@ -145,6 +155,14 @@ def _generate(args: argparse.Namespace) -> None:
         inputs = [line.strip() for line in text.splitlines() if line.strip()]
     for line in generate_texts(args.path, decode, n=args.n, inputs=inputs, seed=args.seed):
         print(line)
+
+
+def _sweep(args: argparse.Namespace) -> None:
+    from seqgen.sweep import sweep
+
+    rows = sweep(args.paths, args.alphas, args.out, num_samples=args.num_samples, seed=args.seed,
+                 data=args.data)
+    print(f"{len(rows)} rows; table and figures written to {args.out}")
 
 
 def _check(args: argparse.Namespace) -> None:

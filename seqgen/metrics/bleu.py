@@ -43,9 +43,9 @@ DEFAULT_ORDERS = (2, 3, 4, 5)
 EPSILON = 0.1  # NLTK SmoothingFunction().method1: numerator given to an order without a single match
 
 
-def _ngram_counts(tokens: Sequence[object], k: int) -> Counter:
-    """Counts of the k-grams (tuples) of `tokens`; empty when there are fewer than k tokens."""
-    return Counter(zip(*[tokens[i:] for i in range(k)]))
+def _ngrams(tokens: Sequence[object], k: int) -> list[tuple]:
+    """The k-grams (tuples) of `tokens` in order; none when there are fewer than k tokens."""
+    return list(zip(*[tokens[i:] for i in range(k)]))
 
 
 def _closest_length(lengths: list[int], hyp_len: int, exact_available: bool) -> int:
@@ -125,19 +125,27 @@ class ReferenceIndex:
         _check_orders([max_n])
         self.max_n = max_n
         self.num_references = 0
-        max_counts: dict[tuple, int] = {}
+        # Most n-grams occur at most once in a sentence: a set holds them, and only the few with a
+        # repeat keep an explicit maximum count, so that most of the work runs in C set operations.
+        present: set[tuple] = set()
+        repeated: dict[tuple, int] = {}
         lengths: set[int] = set()
         for reference in references:
             reference = list(reference)
             lengths.add(len(reference))
             self.num_references += 1
             for k in range(1, max_n + 1):
-                for gram, count in _ngram_counts(reference, k).items():
-                    if count > max_counts.get(gram, 0):
-                        max_counts[gram] = count
+                grams = _ngrams(reference, k)
+                distinct = set(grams)
+                present.update(distinct)
+                if len(distinct) < len(grams):
+                    for gram, count in Counter(grams).items():
+                        if count > repeated.get(gram, 1):
+                            repeated[gram] = count
         if not self.num_references:
             raise UserError("BLEU: the reference set is empty")
-        self._max_counts = max_counts
+        self._present = present
+        self._repeated = repeated
         self._length_set = lengths
         self._lengths = sorted(lengths)
 
@@ -155,11 +163,20 @@ class ReferenceIndex:
         return self._scores(list(hypothesis), orders)
 
     def _scores(self, hypothesis: list, orders: tuple[int, ...]) -> list[float]:
-        max_counts = self._max_counts
+        present, repeated = self._present, self._repeated
         matches = []
         for k in range(1, max(orders) + 1):
-            counts = _ngram_counts(hypothesis, k)
-            matches.append(sum(min(count, max_counts.get(gram, 0)) for gram, count in counts.items()))
+            grams = _ngrams(hypothesis, k)
+            distinct = set(grams)
+            if len(distinct) == len(grams):
+                matches.append(len(distinct & present))
+                continue
+            matched = 0
+            for gram, count in Counter(grams).items():
+                if gram in present:
+                    best = repeated.get(gram, 1)
+                    matched += count if count < best else best
+            matches.append(matched)
         hyp_len = len(hypothesis)
         ref_len = _closest_length(self._lengths, hyp_len, hyp_len in self._length_set)
         return _sentence_scores(matches, hyp_len, ref_len, orders)
@@ -201,17 +218,34 @@ def texygen_bleu(hypotheses: Sequence[Sentence], references: Sequence[Sentence] 
 
 
 class _LeaveOneOutIndex:
-    """Per-n-gram top count, the sentence holding it and the runner-up count, over a set of sentences,
-    so that the maximum count over all sentences but one is a lookup."""
+    """What the maximum count of an n-gram over all sentences but one needs, for a set of sentences.
+
+    An n-gram occurring once in each sentence that has it only needs to know whether a second sentence
+    has it (`shared`). For the few that repeat within a sentence, `top` keeps the largest count (>= 2),
+    the sentence holding it and the runner-up count (>= 2, or 0), so any one sentence can be left out.
+    """
 
     def __init__(self, sentences: list[list], max_n: int) -> None:
-        self.counts: list[list[Counter]] = []
-        top: dict[tuple, list[int]] = {}  # gram -> [top count, index of a sentence holding it, runner-up]
+        # Per sentence and order: the set of its k-grams when none repeats, else their Counter.
+        self.grams: list[list[set | Counter]] = []
+        seen: set[tuple] = set()
+        shared: set[tuple] = set()
+        top: dict[tuple, list[int]] = {}
         for index, sentence in enumerate(sentences):
-            per_order = [_ngram_counts(sentence, k) for k in range(1, max_n + 1)]
-            self.counts.append(per_order)
-            for counts in per_order:
+            per_order: list[set | Counter] = []
+            for k in range(1, max_n + 1):
+                grams = _ngrams(sentence, k)
+                distinct = set(grams)
+                shared.update(distinct & seen)
+                seen.update(distinct)
+                if len(distinct) == len(grams):
+                    per_order.append(distinct)
+                    continue
+                counts = Counter(grams)
+                per_order.append(counts)
                 for gram, count in counts.items():
+                    if count < 2:
+                        continue
                     entry = top.get(gram)
                     if entry is None:
                         top[gram] = [count, index, 0]
@@ -221,18 +255,27 @@ class _LeaveOneOutIndex:
                         entry[1] = index
                     elif count > entry[2]:
                         entry[2] = count
+            self.grams.append(per_order)
+        self.shared = shared
         self.top = top
         self.length_counts = Counter(len(sentence) for sentence in sentences)
         self.lengths = sorted(self.length_counts)
 
     def scores(self, index: int, hyp_len: int, orders: tuple[int, ...]) -> list[float]:
-        top = self.top
+        shared, top = self.shared, self.top
         matches = []
-        for counts in self.counts[index][: max(orders)]:
+        for grams in self.grams[index][: max(orders)]:
+            if isinstance(grams, set):
+                matches.append(len(grams & shared))
+                continue
             matched = 0
-            for gram, count in counts.items():
-                best, holder, runner_up = top[gram]
-                other = runner_up if holder == index else best
+            for gram, count in grams.items():
+                if gram in ():
+                    continue
+                entry = top.get(gram)
+                other = 1
+                if entry is not None:
+                    other = max(1, entry[2] if entry[1] == index else entry[0])
                 matched += count if count < other else other
             matches.append(matched)
         ref_len = _closest_length(self.lengths, hyp_len, self.length_counts[hyp_len] >= 2)
