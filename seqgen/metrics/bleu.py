@@ -270,7 +270,7 @@ class _LeaveOneOutIndex:
                 continue
             matched = 0
             for gram, count in grams.items():
-                if gram in ():
+                if gram not in shared:
                     continue
                 entry = top.get(gram)
                 other = 1
