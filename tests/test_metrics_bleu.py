@@ -8,8 +8,15 @@ from pathlib import Path
 import pytest
 
 from seqgen.errors import UserError
-from seqgen.metrics.bleu import ReferenceIndex, bleu_scores, self_bleu, self_bleu_scores, texygen_bleu
-from seqgen.metrics.diversity import diversity_scores, distinct_n, length_stats, ngram_entropy
+from seqgen.metrics.bleu import (
+    ReferenceIndex,
+    bleu_scores,
+    self_bleu,
+    self_bleu_scores,
+    self_bleu_sentence_scores,
+    texygen_bleu,
+)
+from seqgen.metrics.diversity import distinct_n, diversity_scores, length_stats, ngram_entropy
 
 bleu_score = pytest.importorskip("nltk.translate.bleu_score")
 
@@ -83,8 +90,11 @@ def test_self_bleu_keeps_duplicates_of_the_left_out_sentence():
     assert self_bleu(sentences, 2) == pytest.approx(2 / 3, abs=1e-12)
     assert self_bleu(sentences, 2) == pytest.approx(nltk_self_bleu(sentences, 2), abs=1e-12)
     # With the holder of a top count left out, the runner-up count is what clips.
-    sentences = [["a", "a", "a"], ["a", "a"], ["b"]]
-    assert self_bleu(sentences, 1) == pytest.approx(nltk_self_bleu(sentences, 1), abs=1e-12)
+    sentences = [["a", "a", "a"], ["a", "a"], ["b"], ["a", "b", "a"]]
+    per_sentence = [scores[0] for scores in self_bleu_sentence_scores(sentences, (1,))]
+    expected = [nltk_sentence(sentences[:i] + sentences[i + 1:], s, 1) for i, s in enumerate(sentences)]
+    assert per_sentence == pytest.approx(expected, abs=1e-12)
+    assert per_sentence[0] == pytest.approx(2 / 3 * math.exp(1 - 3 / 3), abs=1e-12)  # "a" clipped at 2
 
 
 def test_edge_cases_by_hand():

@@ -21,9 +21,10 @@ and m_k(g) its largest count in any one reference:
 Scoring every hypothesis against every reference as NLTK does is quadratic in the number of sentences,
 which is why peers cap the reference set and so change the score. Only the per-n-gram maximum count over
 the references and the sorted set of reference lengths are needed, so here the full-set score costs
-one pass over the references and one over the hypotheses. For Self-BLEU each n-gram keeps its top
-count, the sentence holding it and the runner-up count, enough to leave any one sentence out. The
-arithmetic follows NLTK's step for step, so the scores agree with its loop to rounding (1e-9 is tested).
+one pass over the references and one over the hypotheses. For Self-BLEU each n-gram keeps whether a
+second sentence has it and, if it repeats within a sentence, its top count, the sentence holding it and
+the runner-up count: enough to leave any one sentence out. The arithmetic follows NLTK's step for step
+(same operations, same order), so the scores are those of its loop; agreement to 1e-9 is tested.
 
 Tokens may be any hashable values (whitespace-split words, token ids); tokenisation is the caller's.
 """
@@ -175,7 +176,7 @@ class ReferenceIndex:
             for gram, count in Counter(grams).items():
                 if gram in present:
                     best = repeated.get(gram, 1)
-                    matched += count if count < best else best
+                    matched += min(best, count)
             matches.append(matched)
         hyp_len = len(hypothesis)
         ref_len = _closest_length(self._lengths, hyp_len, hyp_len in self._length_set)
@@ -276,7 +277,7 @@ class _LeaveOneOutIndex:
                 other = 1
                 if entry is not None:
                     other = max(1, entry[2] if entry[1] == index else entry[0])
-                matched += count if count < other else other
+                matched += min(other, count)
             matches.append(matched)
         ref_len = _closest_length(self.lengths, hyp_len, self.length_counts[hyp_len] >= 2)
         return _sentence_scores(matches, hyp_len, ref_len, orders)
