@@ -5,24 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from seqgen.config import RunConfig, load_config
+from seqgen.data.sources import SYNTHETIC, check_task
 from seqgen.errors import UserError
 
-# Which data sources can feed which task.
-SOURCES = {
-    "lm": {"text", "json", "jsonl", "csv", "parquet", "hub", "toy", "oracle"},
-    "translation": {"parallel", "json", "jsonl", "csv", "parquet", "hub"},
-    "captioning": {"images", "json", "jsonl", "csv", "parquet", "hub", "shapes"},
-}
-SYNTHETIC = {"toy", "oracle", "shapes"}
 TRANSFORMER_ARCHS = {"lm": {"gpt2"}, "translation": {"bart", "marian", "t5"}, "captioning": {"gpt2"}}
 
 
 def check_recipe(cfg: RunConfig) -> None:
     """Raise UserError naming the first inconsistency in `cfg`."""
     d, m, t = cfg.data, cfg.model, cfg.train
-    if d.source not in SOURCES[cfg.task]:
-        raise UserError(f"data.source {d.source} cannot feed task {cfg.task}; use one of "
-                        f"{', '.join(sorted(SOURCES[cfg.task]))}")
+    check_task(cfg)
     if d.source not in SYNTHETIC and not d.train:
         raise UserError("data.train is required (a file, or a split name for a hub dataset)")
     if d.source == "hub" and not d.hub_name:

@@ -59,7 +59,7 @@ def test_bad_recipe_files(tmp_path):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (["task=translation", "data.source=text", "data.train=x"], "data.source text cannot feed task translation"),
+    (["task=translation", "data.source=text", "data.train=x"], "data.source=text does not fit task=translation"),
     (["data.source=text"], "data.train is required"),
     (["task=translation", "data.source=parallel", "data.train=x.gz"], "must contain {lang}"),
     (["data.source=toy", "model.family=transformer", "model.arch=bart"], "model.arch bart does not fit task lm"),
