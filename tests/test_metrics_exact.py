@@ -57,7 +57,24 @@ def random_probs(n: int, gen: torch.Generator, zeros: int = 0) -> torch.Tensor:
     return p / p.sum()
 
 
-class TableGenerator(Generator):
+class SteppedGenerator(Generator):
+    """A test generator defined by its `step`: `forward` runs the steps, and nothing is saved."""
+
+    def forward(self, inputs, memory=None):
+        logits, state = [], None
+        for t in range(inputs.shape[1]):
+            out, state = self.step(inputs[:, t], memory, state)
+            logits.append(out)
+        return torch.stack(logits, 1)
+
+    def save_weights(self, directory):
+        raise NotImplementedError
+
+    def load_weights(self, directory):
+        raise NotImplementedError
+
+
+class TableGenerator(SteppedGenerator):
     """A language model that looks up log Q(next | whole prefix) in a table, one row per prefix of symbol
     tokens of length < `max_prefix + 1`. Other prefixes (after EOS, beyond the toy) read an arbitrary row."""
 
@@ -96,18 +113,6 @@ class TableGenerator(Generator):
         code = torch.zeros_like(inputs) if state is None else state * self.base + inputs + 1
         return self._logits(code), code
 
-    def forward(self, inputs, memory=None):
-        logits, state = [], None
-        for t in range(inputs.shape[1]):
-            out, state = self.step(inputs[:, t], memory, state)
-            logits.append(out)
-        return torch.stack(logits, 1)
-
-    def save_weights(self, directory):
-        raise NotImplementedError
-
-    def load_weights(self, directory):
-        raise NotImplementedError
 
 
 def conditionals_of(toy: ToyDistribution) -> Callable[[tuple[int, ...]], torch.Tensor]:
@@ -320,7 +325,7 @@ def test_model_log_probs_of_an_rnn_match_step_by_step_decoding_and_its_samples()
 # oracle NLLs
 
 
-class OracleGenerator(Generator):
+class OracleGenerator(SteppedGenerator):
     """The oracle itself behind the Generator interface, with the fixed tokenizer's ids (the oracle's
     token i is id 4 + i) and special tokens that are never predicted."""
 
@@ -345,18 +350,6 @@ class OracleGenerator(Generator):
         logits, h, c = self.oracle._step(x, h, c)
         return torch.cat([torch.full_like(logits[:, :SPECIALS], -math.inf), logits], 1), (h, c)
 
-    def forward(self, inputs, memory=None):
-        logits, state = [], None
-        for t in range(inputs.shape[1]):
-            out, state = self.step(inputs[:, t], memory, state)
-            logits.append(out)
-        return torch.stack(logits, 1)
-
-    def save_weights(self, directory):
-        raise NotImplementedError
-
-    def load_weights(self, directory):
-        raise NotImplementedError
 
 
 def test_nll_test_of_the_oracle_itself_is_the_oracles_own_nll():
