@@ -12,6 +12,9 @@ from accelerate import Accelerator
 from seqgen.config import DecodeConfig, RunConfig, load_config
 from seqgen.data import decode, load_data, load_tokenizer
 from seqgen.data.batch import Context
+from seqgen.data.batching import pad
+from seqgen.data.images import load_pixels
+from seqgen.data.sources import SYNTHETIC
 from seqgen.errors import UserError
 from seqgen.evaluate import EvalResult, evaluate
 from seqgen.models import load_generator, read_model_info
@@ -50,7 +53,7 @@ def run_config(path: str | Path, overrides: list[str] = (), data: str | None = N
         suffix = Path(data.replace("{lang}", cfg.data.source_lang)).suffix
         default = "parallel" if task == "translation" else ("images" if task == "captioning" else "text")
         source = SOURCE_BY_SUFFIX.get(suffix, default)
-        if cfg.data.source in ("toy", "oracle", "shapes", "hub") or run_dir is None:
+        if cfg.data.source in (*SYNTHETIC, "hub") or run_dir is None:
             cfg.data = dataclasses.replace(cfg.data, source=source)
         cfg.data = dataclasses.replace(cfg.data, **{split: data})
     return cfg, model_dir
@@ -98,16 +101,11 @@ def generate_texts(path: str | Path, decode_cfg: DecodeConfig, *, n: int = 10,
     if not inputs:
         raise UserError(f"a {task} model needs --input (source sentences or image paths, one per line)")
     if task == "translation":
-        ids = [tokenizer(line, add_special_tokens=False)["input_ids"][: decode_cfg.max_new_tokens * 2]
-               + [vocab.eos_id] for line in inputs]
-        width = max(map(len, ids))
-        source = torch.full((len(ids), width), vocab.pad_id, dtype=torch.long)
-        for i, row in enumerate(ids):
-            source[i, : len(row)] = torch.tensor(row)
-        context = Context(source=source, source_mask=source != vocab.pad_id)
+        # The same source layout as the data pipeline's collate: ids, EOS, right padding.
+        source, source_mask = pad([tokenizer(line, add_special_tokens=False)["input_ids"] + [vocab.eos_id]
+                                   for line in inputs], vocab.pad_id)
+        context = Context(source=source, source_mask=source_mask)
     else:
-        from seqgen.data.images import load_image
-
-        context = Context(pixels=torch.stack([load_image(p, image_size) for p in inputs]))
+        context = Context(pixels=torch.stack([load_pixels(path, image_size) for path in inputs]))
     outs = generate(model, decode_cfg, context=context, rng=rng)
     return [f"{src}\t{decode(tokenizer, o.tolist())}" for src, o in zip(inputs, outs)]

@@ -258,11 +258,7 @@ def _shard(batch: Batch, accelerator: Accelerator) -> Batch:
     """This process's rows of a global batch (rows rank, rank + N, ...)."""
     if accelerator.num_processes == 1:
         return batch
-    rows = torch.arange(accelerator.process_index, len(batch), accelerator.num_processes)
-    ctx = batch.context
-    return Batch(batch.tokens[rows], batch.mask[rows], None if ctx is None else ctx.select(rows),
-                 None if batch.references is None else [batch.references[i] for i in rows.tolist()],
-                 None if batch.index is None else batch.index[rows])
+    return batch.select(torch.arange(accelerator.process_index, len(batch), accelerator.num_processes))
 
 
 def _reduce_window(accelerator: Accelerator, sums: dict[str, float], weight: float, tokens: int,

@@ -53,6 +53,16 @@ def test_debug_recipe_end_to_end(recipe, tmp_path):
         src.write_text("der hund läuft im park .\ndie katze schläft im garten .\n")
         lines = seqgen("generate", out, "--input", src, "--beam", 3).stdout.splitlines()
         assert len(lines) == 2 and lines[0].startswith("der hund läuft im park .\t")
+    elif recipe == "captioning":
+        from seqgen.data.synthetic.shapes import make_split
+
+        paths = []
+        for i, example in enumerate(make_split(2, seed=5, image_size=32)):
+            paths.append(tmp_path / f"shape{i}.png")
+            paths[-1].write_bytes(example["image"])
+        (tmp_path / "images.txt").write_text("\n".join(map(str, paths)) + "\n")
+        lines = seqgen("generate", out, "--input", tmp_path / "images.txt").stdout.splitlines()
+        assert len(lines) == 2 and all(line.split("\t")[1] for line in lines)
 
     # a run folder is never overwritten silently; resume continues to the new step count
     refused = seqgen("train", f"recipes/debug/{recipe}.yaml", f"output_dir={out}", check=False)

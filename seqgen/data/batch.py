@@ -76,6 +76,16 @@ class Batch:
     def __len__(self) -> int:
         return self.tokens.shape[0]
 
+    def select(self, rows: torch.Tensor) -> Batch:
+        """The examples at `rows` (K,) of this batch, with their contexts and references."""
+        return Batch(
+            tokens=self.tokens[rows],
+            mask=self.mask[rows],
+            context=None if self.context is None else self.context.select(rows),
+            references=None if self.references is None else [self.references[i] for i in rows.tolist()],
+            index=None if self.index is None else self.index[rows],
+        )
+
     def to(self, device: torch.device | str) -> Batch:
         return replace(
             self,
