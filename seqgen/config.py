@@ -167,13 +167,49 @@ class ModelConfig:
 
 
 @dataclass
+class ScheduledSamplingConfig:
+    """Scheduled sampling (Bengio et al. 2015): each input is the gold previous token with probability
+    ε, else a token made from the model's own prediction at the previous position."""
+
+    schedule: Literal["constant", "linear", "exponential", "inverse_sigmoid"] = "constant"
+    """How ε decays over training units i: constant ε_i = epsilon; linear ε_i = max(epsilon_min,
+    k - c·i); exponential ε_i = k^i (k < 1); inverse_sigmoid ε_i = k / (k + exp(i / k)) (k ≥ 1)."""
+    epsilon: float = 0.5
+    """Constant schedule: the probability of feeding the gold token."""
+    k: float = 1.0
+    """Linear: ε at i = 0. Exponential: the decay base (< 1). Inverse sigmoid: the steepness (≥ 1)."""
+    c: float = 1e-3
+    """Linear: the decrease of ε per unit."""
+    epsilon_min: float = 0.0
+    """Linear: the floor of ε."""
+    unit: Literal["step", "epoch"] = "step"
+    """What i counts: optimizer steps, or epochs (steps · accumulated batches / batches per epoch)."""
+    mode: Literal["sequential", "parallel"] = "sequential"
+    """`sequential`: exact, one position at a time on the decoder's cache. `parallel`: `passes`
+    teacher-forced-style passes without gradient, each mixing model tokens into the inputs, and the
+    loss on one more pass (Duckworth et al. 2019; passes = 1 is the two-pass scheme)."""
+    passes: int = 1
+    """Parallel mode: mixing passes before the loss pass."""
+    feed: Literal["sample", "argmax", "softmax", "gumbel"] = "sample"
+    """What replaces a gold input: a token sampled from the prediction, its argmax, or (parallel mode
+    only) the embedding mixture weighted by the softmax or by a Gumbel-softmax sample."""
+    gumbel_temperature: float = 1.0
+    """`feed: gumbel`: the Gumbel-softmax temperature τ."""
+    use_cache: bool = True
+    """Sequential Transformer: step on the key/value cache (False re-runs the whole prefix at each
+    position: same result, quadratic cost; kept as the reference)."""
+
+
+@dataclass
 class ObjectiveConfig:
     """The training objective: the loss computed for each batch."""
 
-    name: Literal["teacher_forcing"] = "teacher_forcing"
+    name: Literal["teacher_forcing", "scheduled_sampling"] = "teacher_forcing"
     """Which objective trains the generator."""
     label_smoothing: float = 0.0
-    """Teacher forcing: label smoothing of the cross-entropy."""
+    """Teacher forcing and scheduled sampling: label smoothing of the cross-entropy."""
+    scheduled_sampling: ScheduledSamplingConfig = field(default_factory=ScheduledSamplingConfig)
+    """Scheduled sampling's schedule and mode."""
 
 
 @dataclass

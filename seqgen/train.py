@@ -78,8 +78,10 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
         data = load_data(cfg, tokenizer)
     if accelerator.is_main_process and tokenizer is None:
         save_tokenizer(data.tokenizer, out)
+    train_loader = data.splits["train"].loader(cfg.data, shuffle=cfg.data.shuffle, seed=cfg.seed)
     generator = build_generator(cfg.model, data.vocab, cfg.task, cfg.data.image_size)
-    objective = build_objective(cfg.objective, generator)
+    objective = build_objective(cfg.objective, generator,
+                                steps_per_epoch=len(train_loader.batch_sampler) / tc.gradient_accumulation_steps)
     optimizer = torch.optim.AdamW(objective.parameters(), lr=tc.lr, betas=tuple(tc.betas),
                                   weight_decay=tc.weight_decay)
     scheduler = get_scheduler(SCHEDULES[tc.lr_schedule], optimizer, num_warmup_steps=tc.warmup_steps,
@@ -96,7 +98,6 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
     accelerator.init_trackers("seqgen", config={**_flat(to_dict(cfg)),
                                                 "num_processes": accelerator.num_processes})
 
-    train_loader = data.splits["train"].loader(cfg.data, shuffle=cfg.data.shuffle, seed=cfg.seed)
     batches = _global_batches(train_loader, state)
     inner = accelerator.unwrap_model(objective)
     eval_split = cfg.eval.split if cfg.eval.split in data.splits else None
