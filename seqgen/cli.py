@@ -74,7 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--split", choices=SPLITS, default="test")
     e.add_argument("--data", help="evaluate this file instead of the recipe's split (same format)")
     e.add_argument("--bleu", action=argparse.BooleanOptionalAction, default=None,
-                   help="decode and compute BLEU/chrF (default: for translation and captioning)")
+                   help="decode and compute BLEU/chrF/TER (default: for translation and captioning)")
+    e.add_argument("--quality", action=argparse.BooleanOptionalAction, default=True,
+                   help="sample-quality metrics: exact divergences (toy), NLL_oracle/NLL_test (oracle), "
+                        "BLEU-n/Self-BLEU-n/diversity of samples (text), CIDEr-D (captioning)")
+    e.add_argument("--two-sample", action="store_true", default=None,
+                   help="also train a fresh classifier to tell real from generated sentences")
     e.add_argument("--out", help="metrics JSON to write (default: PATH/metrics-SPLIT.json)")
     e.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides, e.g. decode.beam_size=5")
     e.set_defaults(run=_eval)
@@ -124,16 +129,24 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from seqgen.inference import evaluate_model
+    from accelerate import Accelerator
 
+    from seqgen.inference import evaluate_model
+    from seqgen.train import cpu_processes
+
+    accelerator = Accelerator(cpu=cpu_processes())
     result, path = evaluate_model(args.path, split=args.split, data=args.data, bleu=args.bleu,
-                                  overrides=args.overrides)
+                                  quality=args.quality, two_sample=args.two_sample,
+                                  overrides=args.overrides, accelerator=accelerator)
+    if not accelerator.is_main_process:
+        return
     print(_table(result.metrics))
     for key, sig in result.signatures.items():
         print(f"{key} signature: {sig}")
     out = Path(args.out) if args.out else path / f"metrics-{args.split}.json"
     out.write_text(json.dumps({"metrics": result.metrics, "signatures": result.signatures}, indent=2))
-    print(f"metrics written to {out}")
+    shared = f" (work shared by {accelerator.num_processes} processes)" if accelerator.num_processes > 1 else ""
+    print(f"metrics written to {out}{shared}")
 
 
 def _generate(args: argparse.Namespace) -> None:

@@ -284,7 +284,18 @@ class EvalConfig:
     max_batches: int | None = None
     """Evaluate on at most this many batches (None: the whole split)."""
     bleu: bool | None = None
-    """Decode and compute BLEU/chrF (None: for translation and captioning only)."""
+    """Decode and compute BLEU/chrF/TER (None: for translation and captioning only)."""
+    quality: bool = False
+    """Also measure sample quality at every evaluation during training (`seqgen eval` does unless
+    --no-quality): exact divergences (toy data), NLL_oracle and NLL_test (oracle data), BLEU-n against
+    the split, Self-BLEU-n and diversity of samples (text), CIDEr-D and diversity of outputs (captioning),
+    diversity of outputs (translation)."""
+    num_samples: int | None = None
+    """Language models: sequences sampled (ancestral, temperature 1) for the sample-quality metrics
+    (None: as many as the split has sentences)."""
+    two_sample_test: bool = False
+    """Also train a fresh classifier to tell the split's sentences from generated ones and report its
+    held-out accuracy and the lower bounds on JS_1/2 it implies."""
 
 
 @dataclass

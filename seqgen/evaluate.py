@@ -1,6 +1,18 @@
-"""Evaluation of a generator on a split: held-out likelihood and, for conditional tasks, the BLEU and
-chrF of decoded outputs. Work is sharded across processes and the sums gathered, so the numbers do
-not depend on the number of processes."""
+"""Evaluation of a generator on a split: likelihood, decoded outputs and sample quality.
+
+- Likelihood (always): per-token NLL, perplexity, bits per token, per-sequence NLL of the split.
+- Decoded outputs (translation and captioning by default): sacrebleu BLEU/chrF/TER against every
+  reference, with the signatures.
+- Sample quality (`quality`): by data source, exact divergences from the toy distribution; NLL_oracle
+  and NLL_test against the oracle; for text, Texygen BLEU-n against the whole split, Self-BLEU-n and
+  diversity of ancestral samples; CIDEr-D (captioning) and diversity of the decoded outputs.
+- A classifier two-sample test (`two_sample`): see `seqgen.metrics.two_sample`.
+
+Every piece of work is split across processes without padding or repeats (batch i, or sample chunk i,
+goes to process i mod N; each sample chunk has its own seed) and the per-example results are gathered
+with `gather_for_metrics` and put back in split order, so every number is the same whatever the
+number of processes.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +21,25 @@ from dataclasses import dataclass, field
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
 from seqgen.config import DecodeConfig, RunConfig
 from seqgen.data import Split, TaskData, decode
-from seqgen.data.batch import Batch
-from seqgen.metrics.likelihood import NLLAccumulator
+from seqgen.data.batch import Batch, Vocab
+from seqgen.data.sources import split_seed
+from seqgen.errors import UserError
+from seqgen.metrics.bleu import ReferenceIndex, bleu_scores, self_bleu_scores
+from seqgen.metrics.cider import cider_d
+from seqgen.metrics.diversity import diversity_scores
+from seqgen.metrics.likelihood import nll_metrics, sequence_nll
+from seqgen.metrics.oracle import sample_fixed_length, sequence_log_probs
 from seqgen.metrics.translation import corpus_scores
+from seqgen.metrics.two_sample import two_sample_test
 from seqgen.models.base import Generator
 from seqgen.sampling import generate
+
+SAMPLE_CHUNK = 512
+"""Sequences sampled together; each chunk has its own seed, so samples do not depend on the sharding."""
 
 
 @dataclass
@@ -30,66 +51,205 @@ class EvalResult:
     examples: list[tuple[str, str]] = field(default_factory=list)  # (hypothesis, first reference)
 
 
-def _shard(loader, accelerator: Accelerator, max_batches: int | None):
-    """This process's share of an evaluation loader's batches: batch i goes to process i mod N."""
-    for i, batch in enumerate(loader):
-        if max_batches is not None and i >= max_batches:
-            break
-        if i % accelerator.num_processes == accelerator.process_index:
-            yield batch.to(accelerator.device)
-
-
 @torch.no_grad()
 def evaluate(model: Generator, data: TaskData, split: str, cfg: RunConfig, accelerator: Accelerator,
-             *, bleu: bool | None = None, max_batches: int | None = None, prefix: str = "eval/",
-             seed: int = 0) -> EvalResult:
-    """Per-token NLL/perplexity of `split` and, when `bleu` (default: for conditional tasks), corpus
-    BLEU and chrF of the outputs decoded with `cfg.decode` against every reference.
+             *, bleu: bool | None = None, quality: bool | None = None, two_sample: bool | None = None,
+             max_batches: int | None = None, prefix: str = "eval/", seed: int = 0) -> EvalResult:
+    """Evaluate `model` on `data.splits[split]` (see the module docstring for what is measured).
 
     Args:
         model: the (unwrapped) generator; it is put in eval mode and restored afterwards.
-        data: the task's data; `data.splits[split]` is evaluated.
+        data: the task's data.
         split: split name.
-        cfg: the run's config (batching and decoding).
+        cfg: the run's config (batching, decoding, `eval` section, synthetic source).
         accelerator: for the device and for gathering across processes.
-        bleu: decode and score; None decides by task (translation and captioning).
-        max_batches: evaluate only the first batches (None: all).
+        bleu: decode and score with sacrebleu; None decides by task (translation and captioning).
+        quality: sample-quality metrics; None follows `cfg.eval.quality`.
+        two_sample: the classifier two-sample test; None follows `cfg.eval.two_sample_test`.
+        max_batches: score only the first batches of the split (None: all).
         prefix: metric-key namespace.
-        seed: seeds sampling when `cfg.decode.strategy` is `sample`.
+        seed: seeds every sample drawn.
     """
+    quality = cfg.eval.quality if quality is None else quality
+    two_sample = cfg.eval.two_sample_test if two_sample is None else two_sample
+    conditional = data.task in ("translation", "captioning")
     was_training = model.training
     model.eval()
-    part: Split = data.splits[split]
-    nll = NLLAccumulator()
-    loader = part.loader(cfg.data, shuffle=False, seed=cfg.seed)
-    hide = None if accelerator.is_local_main_process else True  # None: shown on a terminal only
-    for batch in tqdm(_shard(loader, accelerator, max_batches), desc=f"{split} nll", leave=False,
-                      disable=hide):
-        nll.add(model, batch)
-    nll.merge(accelerator.reduce(nll.totals(accelerator.device), reduction="sum"))
-    result = EvalResult(nll.result(prefix))
-
-    if bleu if bleu is not None else data.task in ("translation", "captioning"):
-        rng = torch.Generator(accelerator.device).manual_seed(seed)
-        rows = []
-        contexts = part.unique_contexts().loader(cfg.data, shuffle=False, seed=cfg.seed)
-        for batch in tqdm(_shard(contexts, accelerator, max_batches), desc=f"{split} decode",
-                          leave=False, disable=hide):
-            rows += _decode_batch(model, batch, data, cfg.decode, rng)
-        rows = sorted(gather_object(rows))  # every process's (index, hypothesis, references)
-        hyps, refs = [r[1] for r in rows], [r[2] for r in rows]
-        scores, result.signatures = corpus_scores(hyps, refs, prefix=prefix)
-        result.metrics.update(scores)
-        result.examples = [(h, r[0]) for h, r in zip(hyps, refs)]
+    run = _Sharded(accelerator, desc=split)
+    part = data.splits[split]
+    metrics = _likelihood(model, part, cfg, run, max_batches)
+    result = EvalResult({})
+    score_outputs = conditional if bleu is None else bleu
+    if score_outputs and not conditional:
+        raise UserError("BLEU of decoded outputs needs a translation or captioning task")
+    if score_outputs or conditional and (quality or two_sample):
+        rows = _decode_split(model, part, data, cfg, run, max_batches, seed)
+        hypotheses, references = [r[1] for r in rows], [r[2] for r in rows]
+        if score_outputs:
+            scores, result.signatures = corpus_scores(hypotheses, references, prefix="", ter=True)
+            metrics.update(scores)
+        if quality:
+            metrics.update(_output_quality(data.task, hypotheses, references))
+        if two_sample:
+            # Both sides re-tokenised from text: the first reference of each context vs its output.
+            ids = [data.tokenizer([refs[0] for refs in references], add_special_tokens=False)["input_ids"],
+                   data.tokenizer(hypotheses, add_special_tokens=False)["input_ids"]]
+            metrics.update(two_sample_test(*ids, data.vocab.size, seed=seed))
+        result.examples = [(h, r[0]) for h, r in zip(hypotheses, references)]
+    if data.task == "lm" and (quality or two_sample):
+        metrics.update(_sample_quality(model, part, data, cfg, run, seed, quality, two_sample))
+    result.metrics = {f"{prefix}{k}": v for k, v in metrics.items()}
     model.train(was_training)
     return result
 
 
-def _decode_batch(model: Generator, batch: Batch, data: TaskData, cfg: DecodeConfig,
-                  rng: torch.Generator) -> list[tuple[int, str, list[str]]]:
-    out = generate(model, cfg, context=batch.context, rng=rng)
-    return [(int(i), decode(data.tokenizer, ids.tolist()), refs)
-            for i, ids, refs in zip(batch.index, out, batch.references)]
+# ---------------------------------------------------------------------------------------------------
+
+
+class _Sharded:
+    """Runs indexed pieces of work (batches, sample chunks) on their process, shows progress on the
+    main one, and gathers the per-piece results back into piece order on every process."""
+
+    def __init__(self, accelerator: Accelerator, desc: str) -> None:
+        self.accelerator = accelerator
+        self.desc = desc
+        self.hide = None if accelerator.is_local_main_process else True  # None: shown on a terminal only
+
+    @property
+    def device(self) -> torch.device:
+        return self.accelerator.device
+
+    def mine(self, items, what: str, total: int | None = None):
+        """(i, item) for this process's items i ≡ rank (mod N), with a progress bar."""
+        n, rank = self.accelerator.num_processes, self.accelerator.process_index
+        mine = ((i, item) for i, item in enumerate(items) if i % n == rank)
+        return tqdm(mine, desc=f"{self.desc} {what}", leave=False, disable=self.hide,
+                    total=None if total is None else len(range(rank, total, n)))
+
+    def gather(self, results: list[tuple[int, object]]) -> list[object]:
+        """Every process's (index, result) pairs, sorted by index, without the indices."""
+        everything = self.accelerator.gather_for_metrics(results, use_gather_object=True)
+        return [r for _, r in sorted(everything, key=lambda pair: pair[0])]
+
+
+def _batches(part: Split, cfg: RunConfig, max_batches: int | None):
+    for i, batch in enumerate(part.loader(cfg.data, shuffle=False, seed=cfg.seed)):
+        if max_batches is not None and i >= max_batches:
+            return
+        yield batch
+
+
+def _likelihood(model: Generator, part: Split, cfg: RunConfig, run: _Sharded,
+                max_batches: int | None) -> dict[str, float]:
+    """Per-token and per-sequence NLL of the split, from each sequence's summed NLL and length."""
+    results = []
+    for i, batch in run.mine(_batches(part, cfg, max_batches), "nll"):
+        batch = batch.to(run.device)
+        nll = sequence_nll(model, batch).double().cpu()  # (B,)
+        tokens = batch.target_mask.sum(1).cpu()  # (B,)
+        results.append((i, (nll, tokens)))
+    pieces = run.gather(results)
+    nll = torch.cat([torch.zeros(0, dtype=torch.float64)] + [p[0] for p in pieces])
+    tokens = torch.cat([torch.zeros(0, dtype=torch.long)] + [p[1] for p in pieces])
+    return nll_metrics(nll, tokens)
+
+
+def _decode_split(model: Generator, part: Split, data: TaskData, cfg: RunConfig, run: _Sharded,
+                  max_batches: int | None, seed: int) -> list[tuple[int, str, list[str]]]:
+    """(index, hypothesis, references) for each context of the split, decoded with `cfg.decode`."""
+    results = []
+    for i, batch in run.mine(_batches(part.unique_contexts(), cfg, max_batches), "decode"):
+        batch = batch.to(run.device)
+        rng = torch.Generator(run.device).manual_seed(_chunk_seed(seed, i))
+        outputs = generate(model, cfg.decode, context=batch.context, rng=rng)
+        results.append((i, [(int(j), decode(data.tokenizer, ids.tolist()), refs)
+                            for j, ids, refs in zip(batch.index, outputs, batch.references)]))
+    return sorted(row for rows in run.gather(results) for row in rows)
+
+
+def _output_quality(task: str, hypotheses: list[str], references: list[list[str]]) -> dict[str, float]:
+    """Diversity of decoded outputs and, for captioning, their CIDEr-D."""
+    scores = {f"outputs_{k}": v for k, v in diversity_scores([h.split() for h in hypotheses]).items()}
+    if task == "captioning":
+        scores["cider_d"] = cider_d(hypotheses, references)[0]
+    return scores
+
+
+def _sample_quality(model: Generator, part: Split, data: TaskData, cfg: RunConfig, run: _Sharded,
+                    seed: int, quality: bool, two_sample: bool) -> dict[str, float]:
+    """Sample-quality metrics of a language model, by the kind of data it was trained on."""
+    source = cfg.data.source
+    scores: dict[str, float] = {}
+    if quality and source == "toy":
+        from seqgen.data.synthetic.toy import ToyDistribution
+        from seqgen.metrics.exact import toy_metrics
+
+        scores.update(toy_metrics(model, ToyDistribution.from_config(cfg.data.synthetic)))
+    if quality and source == "oracle":
+        scores.update(_oracle_quality(model, part, cfg, run, seed))
+    if not (two_sample or quality and source not in ("toy", "oracle")):
+        return scores
+    n = cfg.eval.num_samples or len(part)
+    samples = _sample_ids(model, n, cfg, run, seed)
+    real = [list(ids) for ids in part.dataset["ids"][:]]
+    if quality and source not in ("toy", "oracle"):
+        texts = [decode(data.tokenizer, ids).split() for ids in samples]
+        references = ReferenceIndex((decode(data.tokenizer, ids).split() for ids in real), max_n=5)
+        scores.update(bleu_scores(texts, references))
+        scores.update(self_bleu_scores(texts))
+        scores.update({f"samples_{k}": v for k, v in diversity_scores(texts).items()})
+    if two_sample:
+        scores.update(two_sample_test(real, samples, data.vocab.size, seed=seed))
+    return scores
+
+
+def _sample_ids(model: Generator, n: int, cfg: RunConfig, run: _Sharded, seed: int) -> list[list[int]]:
+    """`n` ancestral samples (temperature 1) as token ids without BOS, EOS or padding."""
+    sample = DecodeConfig(strategy="sample", max_new_tokens=cfg.decode.max_new_tokens)
+    chunks = [min(SAMPLE_CHUNK, n - start) for start in range(0, n, SAMPLE_CHUNK)]
+    results = []
+    for i, rows in run.mine(chunks, "samples", total=len(chunks)):
+        rng = torch.Generator(run.device).manual_seed(_chunk_seed(seed, i))
+        out = generate(model, sample, num_sequences=rows, rng=rng)
+        results.append((i, [_content_ids(row.tolist(), model.vocab) for row in out]))
+    return [ids for chunk in run.gather(results) for ids in chunk]
+
+
+def _oracle_quality(model: Generator, part: Split, cfg: RunConfig, run: _Sharded,
+                    seed: int) -> dict[str, float]:
+    """NLL_oracle of the model's fixed-length samples and NLL_test of the split's oracle sequences
+    (both per token, see `seqgen.metrics.oracle`)."""
+    from seqgen.data.synthetic.oracle import OracleLSTM
+
+    oracle = OracleLSTM.from_config(cfg.data.synthetic).to(run.device)
+    V, T = oracle.vocab_size, oracle.length
+    n = cfg.eval.num_samples or len(part)
+    chunks = [min(SAMPLE_CHUNK, n - start) for start in range(0, n, SAMPLE_CHUNK)]
+    results = []
+    for i, rows in run.mine(chunks, "oracle samples", total=len(chunks)):
+        x = sample_fixed_length(model, V, T, rows, seed=_chunk_seed(seed, i))
+        results.append((i, oracle.log_prob(x).cpu()))
+    log_p = torch.cat(run.gather(results))
+    # The split's sequences are the oracle's draws from the split's seed: score them, not new ones.
+    test = oracle.sample(len(part), split_seed(cfg.seed, part.name))
+    results = [(i, sequence_log_probs(model, rows, V).cpu())
+               for i, rows in run.mine(test.split(SAMPLE_CHUNK), "nll_test", total=-(-len(test) // SAMPLE_CHUNK))]
+    log_q = torch.cat(run.gather(results))
+    return {"nll_oracle": float(-log_p.sum() / (len(log_p) * T)),
+            "nll_test": float(-log_q.sum() / (len(log_q) * T))}
+
+
+def _chunk_seed(seed: int, chunk: int) -> int:
+    return seed * 1_000_003 + chunk
+
+
+def _content_ids(ids: list[int], vocab: Vocab) -> list[int]:
+    """A sequence's tokens without a leading BOS, cut at the first EOS, without padding."""
+    if ids and ids[0] == vocab.bos_id:
+        ids = ids[1:]
+    if vocab.eos_id in ids:
+        ids = ids[: ids.index(vocab.eos_id)]
+    return [i for i in ids if i != vocab.pad_id]
 
 
 @torch.no_grad()

@@ -19,7 +19,7 @@ from seqgen.errors import UserError
 from seqgen.evaluate import EvalResult, evaluate
 from seqgen.models import load_generator, read_model_info
 from seqgen.sampling import generate
-from seqgen.train import RECIPE_FILE
+from seqgen.train import RECIPE_FILE, cpu_processes
 
 SOURCE_BY_SUFFIX = {".json": "json", ".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 
@@ -66,22 +66,36 @@ def recipe_decode_length(path: str | Path, default: int = 64) -> int:
 
 
 def evaluate_model(path: str | Path, *, split: str = "test", data: str | None = None,
-                   bleu: bool | None = None, overrides: list[str] = (),
-                   accelerator: Accelerator | None = None) -> tuple[EvalResult, Path]:
-    """Evaluate a run's exported model (or a bare model on `data`) on one split.
+                   bleu: bool | None = None, quality: bool = True, two_sample: bool | None = None,
+                   overrides: list[str] = (), accelerator: Accelerator | None = None
+                   ) -> tuple[EvalResult, Path]:
+    """Evaluate a run's exported model (or a bare model on `data`) on one split: likelihood, decoded
+    outputs and, unless `quality` is False, sample quality (see `seqgen.evaluate`).
+
+    Args:
+        path: a run folder or an exported model folder.
+        split: the split to evaluate.
+        data: a file to evaluate instead of the recipe's split.
+        bleu: decode and score with sacrebleu (None: for translation and captioning).
+        quality: sample-quality metrics.
+        two_sample: the classifier two-sample test (None: the recipe's `eval.two_sample_test`).
+        overrides: recipe overrides (`decode.beam_size=5`, `eval.num_samples=2000`, ...).
+        accelerator: shards the work across processes under `accelerate launch` (default: a new one).
 
     Returns:
         The result and the folder the metrics belong to (the run folder, or the model folder).
     """
     cfg, model_dir = run_config(path, overrides, data, split)
-    accelerator = accelerator or Accelerator()
+    accelerator = accelerator or Accelerator(cpu=cpu_processes())
     tokenizer, _ = load_tokenizer(model_dir / "tokenizer.json")
-    task_data = load_data(cfg, tokenizer, splits=(split,))
+    with accelerator.main_process_first():  # one process fills the datasets cache, the others read it
+        task_data = load_data(cfg, tokenizer, splits=(split,))
     if split not in task_data.splits:
         raise UserError(f"the recipe names no {split} data; pass --data FILE or --split")
     model, *_ = load_generator(model_dir)
     model.to(accelerator.device)
-    result = evaluate(model, task_data, split, cfg, accelerator, bleu=bleu, seed=cfg.seed)
+    result = evaluate(model, task_data, split, cfg, accelerator, bleu=bleu, quality=quality,
+                      two_sample=two_sample, seed=cfg.seed)
     return result, Path(path)
 
 

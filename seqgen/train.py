@@ -65,7 +65,7 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
     out = Path(cfg.output_dir)
     if accelerator is None:
         accelerator = Accelerator(
-            cpu=_cpu_processes(),
+            cpu=cpu_processes(),
             mixed_precision=tc.mixed_precision,
             step_scheduler_with_optimizer=False,  # the loop steps the schedule once per optimizer step
             log_with=[JSONLTracker("seqgen", out / "logs")] + (["tensorboard"] if _tensorboard(tc) else []),
@@ -319,7 +319,7 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return flat
 
 
-def _cpu_processes() -> bool:
+def cpu_processes() -> bool:
     """True when launched as several processes (`accelerate launch --multi_gpu ...`) on a machine
     without CUDA: Accelerate then needs `cpu=True` to join them with gloo instead of running each alone."""
     return os.environ.get("LOCAL_RANK") is not None and not torch.cuda.is_available()

@@ -76,3 +76,24 @@ def test_sigkill_and_resume_matches_uninterrupted(tmp_path):
     assert a.keys() == b.keys()
     for name in a:
         assert torch.equal(a[name], b[name]), f"{name} differs after resume"
+
+
+@pytest.mark.parametrize("recipe", ["recipes/debug/lm.yaml", "recipes/debug/translation.yaml"])
+def test_two_process_evaluation_equals_one_process(recipe, tmp_path):
+    """Likelihood, oracle samples, decoding and the two-sample test, sharded and gathered."""
+    run = tmp_path / "run"
+    trained = launch([sys.executable, "-m", "seqgen", "train", recipe, f"output_dir={run}", "train.max_steps=20",
+                      "train.num_samples=0", "train.tensorboard=false"])
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    accelerate = Path(sys.executable).with_name("accelerate")
+    evaluation = ["-m", "seqgen", "eval", str(run), "--two-sample", "eval.num_samples=1100"]
+    two = launch([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                  "--mixed_precision", "no", "--dynamo_backend", "no", *evaluation,
+                  "--out", str(tmp_path / "two.json")])
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "work shared by 2 processes" in two.stdout
+    one = launch([sys.executable, *evaluation, "--out", str(tmp_path / "one.json")])
+    assert one.returncode == 0, one.stderr[-3000:]
+    two_metrics = json.loads((tmp_path / "two.json").read_text())
+    assert two_metrics == json.loads((tmp_path / "one.json").read_text())
+    assert len(two_metrics["metrics"]) > 8

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 
@@ -19,32 +18,23 @@ def sequence_nll(model: Generator, batch: Batch) -> torch.Tensor:
     return token_nll(logits, batch.targets, batch.target_mask).sum(dim=1)
 
 
-@dataclass
-class NLLAccumulator:
-    """Sums NLL and token counts over batches (and processes) and reports per-token figures."""
+def nll_metrics(nll: torch.Tensor, tokens: torch.Tensor) -> dict[str, float]:
+    """Per-token NLL (nats), perplexity, bits per token and per-sequence NLL of a set of sequences.
 
-    nll: float = 0.0
-    tokens: int = 0
-    sequences: int = 0
+    Args:
+        nll: (N,) summed NLL of each sequence in nats.
+        tokens: (N,) target tokens of each sequence (EOS included).
 
-    def add(self, model: Generator, batch: Batch) -> None:
-        self.nll += sequence_nll(model, batch).sum().item()
-        self.tokens += batch.num_target_tokens
-        self.sequences += len(batch)
-
-    def merge(self, totals: torch.Tensor) -> None:
-        """Replace the sums by `totals` = (nll, tokens, sequences) summed across processes."""
-        self.nll, self.tokens, self.sequences = totals[0].item(), int(totals[1]), int(totals[2])
-
-    def totals(self, device: torch.device | str = "cpu") -> torch.Tensor:
-        return torch.tensor([self.nll, self.tokens, self.sequences], dtype=torch.float64, device=device)
-
-    def result(self, prefix: str = "eval/") -> dict[str, float]:
-        nll = self.nll / max(self.tokens, 1)
-        return {
-            f"{prefix}nll": nll,
-            f"{prefix}ppl": math.exp(min(nll, 700.0)),
-            f"{prefix}bits_per_token": nll / math.log(2),
-            f"{prefix}nll_per_sequence": self.nll / max(self.sequences, 1),
-            f"{prefix}tokens": float(self.tokens),
-        }
+    Returns:
+        {"nll", "ppl", "bits_per_token", "nll_per_sequence", "tokens"}.
+    """
+    total = float(nll.double().sum())
+    count = int(tokens.sum())
+    per_token = total / max(count, 1)
+    return {
+        "nll": per_token,
+        "ppl": math.exp(min(per_token, 700.0)),
+        "bits_per_token": per_token / math.log(2),
+        "nll_per_sequence": total / max(len(nll), 1),
+        "tokens": float(count),
+    }
