@@ -7,6 +7,7 @@ from pathlib import Path
 from seqgen.config import RunConfig, load_config
 from seqgen.data.sources import SYNTHETIC, check_task
 from seqgen.errors import UserError
+from seqgen.objectives.scheduled_sampling import check_scheduled_sampling
 
 TRANSFORMER_ARCHS = {"lm": {"gpt2"}, "translation": {"bart", "marian", "t5"}, "captioning": {"gpt2"}}
 
@@ -15,6 +16,8 @@ def check_recipe(cfg: RunConfig) -> None:
     """Raise UserError naming the first inconsistency in `cfg`."""
     d, m, t = cfg.data, cfg.model, cfg.train
     check_task(cfg)
+    if cfg.objective.name == "scheduled_sampling":
+        check_scheduled_sampling(cfg.objective.scheduled_sampling)
     if d.source not in SYNTHETIC and not d.train:
         raise UserError("data.train is required (a file, or a split name for a hub dataset)")
     if d.source == "hub" and not d.hub_name:

@@ -120,7 +120,7 @@ def sequence_log_probs(model: Generator, symbols: Tensor, num_symbols: int, alph
         else:
             inputs, targets = torch.cat([bos[rows], tokens[rows]], 1), torch.cat([tokens[rows], eos[rows]], 1)
             logits = model(inputs, memory)  # (B, T + 1, vocabulary)
-        logits = logits.float() * alpha
+        logits = logits.float() if alpha == 1 else logits.float() * alpha  # no (B, T, V) copy at α = 1
         # float32 (as the oracle) and no (B, T, V) log_softmax: in float64 over a large vocabulary,
         # normalising every entry made scoring several times slower than sampling
         log_q = logits.gather(-1, targets[..., None]).squeeze(-1) - logits.logsumexp(-1)  # (B, T)

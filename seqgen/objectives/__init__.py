@@ -5,13 +5,23 @@ from __future__ import annotations
 from seqgen.config import ObjectiveConfig
 from seqgen.models.base import Generator
 from seqgen.objectives.base import Objective
+from seqgen.objectives.scheduled_sampling import ScheduledSampling
 from seqgen.objectives.teacher_forcing import TeacherForcing
 
-__all__ = ["Objective", "TeacherForcing", "build_objective"]
+__all__ = ["Objective", "ScheduledSampling", "TeacherForcing", "build_objective"]
 
 
 def build_objective(cfg: ObjectiveConfig, generator: Generator, steps_per_epoch: float = 1.0) -> Objective:
-    """The objective a recipe names, wrapping `generator`."""
+    """The objective a recipe names, wrapping `generator`.
+
+    Args:
+        cfg: the recipe's objective section.
+        generator: the model to train.
+        steps_per_epoch: optimizer steps per pass over the training data (for epoch-based schedules).
+    """
     if cfg.name == "teacher_forcing":
         return TeacherForcing(generator, label_smoothing=cfg.label_smoothing)
+    if cfg.name == "scheduled_sampling":
+        return ScheduledSampling(generator, cfg.scheduled_sampling, label_smoothing=cfg.label_smoothing,
+                                 steps_per_epoch=steps_per_epoch)
     raise ValueError(f"unknown objective {cfg.name}")

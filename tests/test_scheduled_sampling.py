@@ -1,0 +1,301 @@
+"""Scheduled sampling: ε = 1 is teacher forcing, ε = 0 feeds the model's own prefix, the cached and
+uncached sequential paths agree, parallel mode is the two-pass scheme, no gradient reaches a model
+token, and training logs and resumes the ε schedule."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from seqgen.config import ModelConfig, ScheduledSamplingConfig, load_config
+from seqgen.data.batch import Batch, Context, Vocab
+from seqgen.errors import UserError
+from seqgen.models.hf import build_transformer
+from seqgen.models.rnn import RNNGenerator
+from seqgen.objectives import ScheduledSampling, TeacherForcing
+from seqgen.objectives.teacher_forcing import token_nll
+from seqgen.schedules import epsilon
+from seqgen.tracking import read_log
+from seqgen.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+VOCAB = Vocab(size=12, pad_id=0, bos_id=1, eos_id=2, unk_id=3)
+IMAGE = 16
+LENGTHS = [5, 2, 3, 1]  # words per sentence: rows of different length, so padding is exercised
+
+# name -> (task, family, ModelConfig keys); dropout 0 so that repeated runs compute the same thing.
+MODELS = {
+    "lm_rnn": ("lm", "rnn", {}),
+    "lm_transformer": ("lm", "transformer", {}),
+    "translation_rnn": ("translation", "rnn", {}),
+    "translation_bart": ("translation", "transformer", {"arch": "bart"}),
+    "captioning_rnn": ("captioning", "rnn", {}),
+    "captioning_vit": ("captioning", "transformer", {"vision_arch": "vit"}),
+}
+
+
+def make_model(name: str):
+    task, family, keys = MODELS[name]
+    torch.manual_seed(0)
+    if family == "rnn":
+        cfg = ModelConfig(cell="lstm", embedding_dim=8, hidden_dim=8, dropout=0.0, **keys)
+        return RNNGenerator(VOCAB, cfg, task), task
+    cfg = ModelConfig(family="transformer", hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                      max_positions=16, patch_size=8, dropout=0.0, **keys)
+    return build_transformer(VOCAB, cfg, task, image_size=IMAGE), task
+
+
+def make_batch(task: str, lengths=LENGTHS, seed: int = 1) -> Batch:
+    """`BOS w.. EOS PAD..` rows with the given numbers of words, and their contexts."""
+    g = torch.Generator().manual_seed(seed)
+    B, L = len(lengths), max(lengths) + 2
+    tokens = torch.full((B, L), VOCAB.pad_id)
+    for i, n in enumerate(lengths):
+        tokens[i, 0] = VOCAB.bos_id
+        tokens[i, 1:n + 1] = torch.randint(4, VOCAB.size, (n,), generator=g)
+        tokens[i, n + 1] = VOCAB.eos_id
+    context = None
+    if task == "translation":
+        source = torch.randint(4, VOCAB.size, (B, 4), generator=g)
+        mask = torch.ones(B, 4, dtype=torch.bool)
+        mask[1, 2:] = False
+        context = Context(source=source.masked_fill(~mask, VOCAB.pad_id), source_mask=mask)
+    elif task == "captioning":
+        context = Context(pixels=torch.randn(B, 3, IMAGE, IMAGE, generator=g))
+    return Batch(tokens=tokens, mask=tokens != VOCAB.pad_id, context=context)
+
+
+def ss(**keys) -> ScheduledSamplingConfig:
+    return ScheduledSamplingConfig(**keys)
+
+
+def loss_and_grads(objective, batch: Batch, seed: int = 0, step: int = 0):
+    """The objective's loss, metrics and the gradient of every parameter (zeros where none)."""
+    objective.zero_grad(set_to_none=True)
+    torch.manual_seed(seed)
+    loss, metrics = objective(batch, step)
+    loss.backward()
+    grads = {n: torch.zeros_like(p) if p.grad is None else p.grad.clone()
+             for n, p in objective.generator.named_parameters()}
+    return loss.detach(), metrics, grads
+
+
+def assert_same(a, b, atol=1e-5):
+    torch.testing.assert_close(a[0], b[0], atol=atol, rtol=1e-5)
+    for name in a[2]:
+        torch.testing.assert_close(a[2][name], b[2][name], atol=atol, rtol=1e-4, msg=f"gradient of {name}")
+
+
+def record(model, method: str) -> list[torch.Tensor]:
+    """Patch `model.<method>` (step or forward) on the instance to record the inputs it receives."""
+    seen, real = [], getattr(model, method)
+
+    def recording(inputs, *args, **kwargs):
+        seen.append(inputs.detach().clone())
+        return real(inputs, *args, **kwargs)
+
+    setattr(model, method, recording)
+    return seen
+
+
+def greedy_inputs(model, batch: Batch) -> torch.Tensor:
+    """(B, T) the model's own greedy prefix from BOS, with the gold input where the target is padding."""
+    inputs = batch.inputs
+    with torch.no_grad():
+        memory = model.encode(batch.context)
+        state, x, fed = None, inputs[:, 0], [inputs[:, 0]]
+        for _ in range(inputs.shape[1] - 1):
+            logits, state = model.step(x, memory, state)
+            x = logits.argmax(-1)
+            fed.append(x)
+    return torch.where(batch.target_mask, torch.stack(fed, 1), inputs)
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode, feed", [("sequential", "sample"), ("parallel", "softmax")])
+@pytest.mark.parametrize("name", list(MODELS))
+def test_epsilon_one_is_teacher_forcing(name, mode, feed):
+    model, task = make_model(name)
+    batch = make_batch(task)
+    tf = loss_and_grads(TeacherForcing(model), batch)
+    got = loss_and_grads(ScheduledSampling(model, ss(epsilon=1.0, mode=mode, feed=feed)), batch)
+    assert_same(got, tf)
+    assert got[1]["model_input_fraction"].item() == 0.0 and got[1]["epsilon"].item() == 1.0
+
+
+@pytest.mark.parametrize("name, keys, method", [
+    ("lm_rnn", {"mode": "sequential"}, "step"),
+    ("lm_transformer", {"mode": "sequential"}, "step"),
+    ("translation_bart", {"mode": "sequential"}, "step"),
+    ("lm_transformer", {"mode": "sequential", "use_cache": False}, "forward"),
+    # N = T - 1 passes reach the sequential inputs: pass n fixes position n.
+    ("lm_rnn", {"mode": "parallel", "passes": max(LENGTHS)}, "forward"),
+    ("translation_bart", {"mode": "parallel", "passes": max(LENGTHS)}, "forward"),
+])
+def test_epsilon_zero_feeds_the_models_own_greedy_prefix(name, keys, method):
+    model, task = make_model(name)
+    batch = make_batch(task)
+    expected = greedy_inputs(model, batch)
+    seen = record(model, method)
+    _, metrics = ScheduledSampling(model, ss(epsilon=0.0, feed="argmax", **keys))(batch, 0)
+    # step: one call per position; forward: the last call is the loss pass, or the longest prefix.
+    fed = torch.stack(seen, 1) if method == "step" else seen[-1]
+    assert torch.equal(fed, expected)
+    # Every real position after BOS was the model's; where the target is padding, the gold input stays.
+    assert metrics["model_input_fraction"].item() == 1.0
+    assert torch.equal(fed[~batch.target_mask], batch.inputs[~batch.target_mask])
+    assert not torch.equal(fed, batch.inputs)
+
+
+@pytest.mark.parametrize("name", ["lm_transformer", "translation_bart", "captioning_vit"])
+def test_cached_steps_equal_prefix_reruns(name):
+    model, task = make_model(name)
+    batch = make_batch(task, lengths=[6, 4, 6, 2, 5, 6])
+    keys = {"mode": "sequential", "feed": "sample", "epsilon": 0.5}
+    cached = loss_and_grads(ScheduledSampling(model, ss(**keys)), batch, seed=3)
+    rerun = loss_and_grads(ScheduledSampling(model, ss(use_cache=False, **keys)), batch, seed=3)
+    assert_same(cached, rerun)
+    assert cached[1]["model_input_fraction"].item() > 0.2
+    # Another seed draws other inputs: the equality above is not that of two teacher-forced passes.
+    assert not torch.isclose(loss_and_grads(ScheduledSampling(model, ss(**keys)), batch, seed=4)[0], cached[0])
+
+
+@pytest.mark.parametrize("feed, passes", [("sample", 1), ("argmax", 1), ("softmax", 1), ("gumbel", 1),
+                                          ("sample", 3), ("gumbel", 2)])
+def test_parallel_passes_follow_their_definition(feed, passes):
+    """One pass is the two-pass scheme (Mihaylova & Martins); more passes reuse the same coins."""
+    model, task = make_model("translation_rnn")
+    batch = make_batch(task)
+    eps, tau = 0.4, 0.5
+    got = loss_and_grads(ScheduledSampling(model, ss(mode="parallel", passes=passes, epsilon=eps, feed=feed,
+                                                     gumbel_temperature=tau)), batch, seed=5)
+
+    # Written out: coins for every (row, position), then passes without gradient, each replacing the
+    # input at t + 1 by what its prediction at t makes where the coin says so, and the loss pass.
+    model.zero_grad(set_to_none=True)
+    torch.manual_seed(5)
+    inputs, mask = batch.inputs, batch.target_mask
+    coin_gold = torch.rand(inputs.shape) < eps
+    use_model = mask & ~coin_gold
+    use_model[:, 0] = False
+    memory = model.encode(batch.context)
+    soft = feed in ("softmax", "gumbel")
+    gold = F.one_hot(inputs, VOCAB.size).float() if soft else inputs
+    mixed = gold
+    for _ in range(passes):
+        with torch.no_grad():
+            logits = model(mixed, memory)[:, :-1]
+        if feed == "sample":
+            made = torch.multinomial(logits.softmax(-1).reshape(-1, VOCAB.size), 1).view(logits.shape[:-1])
+        elif feed == "argmax":
+            made = logits.argmax(-1)
+        else:
+            made = logits.softmax(-1) if feed == "softmax" else F.gumbel_softmax(logits, tau=tau)
+        mixed = gold.clone()
+        mixed[:, 1:] = torch.where(use_model[:, 1:, None] if soft else use_model[:, 1:], made, gold[:, 1:])
+    loss = token_nll(model(mixed, memory), batch.targets, mask).sum() / mask.sum()
+    loss.backward()
+    want = (loss.detach(), None, {n: p.grad for n, p in model.named_parameters()})
+    assert_same(got, want)
+    assert got[1]["model_input_fraction"].item() > 0
+
+
+def test_model_input_fraction_is_one_minus_epsilon_on_real_positions():
+    model, task = make_model("lm_rnn")
+    batch = make_batch(task, lengths=[15] * 32 + [3] * 32)  # the short rows' padding must not count
+    objective = ScheduledSampling(model, ss(schedule="linear", k=1.0, c=0.1, mode="parallel", feed="argmax"))
+    for step in (3, 7):
+        torch.manual_seed(step)
+        _, metrics = objective(batch, step)
+        eps = epsilon(objective.cfg, step)
+        assert metrics["epsilon"].item() == pytest.approx(1.0 - 0.1 * step)
+        # 32 * 15 + 32 * 3 = 576 mixable positions: the standard deviation of the fraction is < 0.021.
+        assert abs(metrics["model_input_fraction"].item() - (1 - eps)) < 0.07
+
+
+@pytest.mark.filterwarnings("ignore:Anomaly Detection has been enabled")
+@pytest.mark.parametrize("name, mode, feed", [
+    ("lm_rnn", "sequential", "sample"), ("lm_transformer", "sequential", "sample"),
+    ("translation_rnn", "parallel", "sample"), ("lm_transformer", "parallel", "softmax"),
+    ("translation_bart", "parallel", "gumbel"),
+])
+def test_no_gradient_reaches_the_model_tokens(name, mode, feed):
+    """With ε = 0, the gradient is exactly that of the cross-entropy on the inputs that were fed, taken
+    as constants: no gradient reaches the loss through the model tokens or probability vectors."""
+    model, task = make_model(name)
+    batch = make_batch(task)
+    seen = record(model, "step" if mode == "sequential" else "forward")
+    with torch.autograd.detect_anomaly():
+        got = loss_and_grads(ScheduledSampling(model, ss(epsilon=0.0, feed=feed, mode=mode)), batch, seed=2)
+    fed = torch.stack(seen, 1) if mode == "sequential" else seen[-1]
+    assert fed.shape[-1] == VOCAB.size if feed in ("softmax", "gumbel") else not torch.equal(fed, batch.inputs)
+    model.zero_grad(set_to_none=True)
+    loss = token_nll(model(fed, model.encode(batch.context)), batch.targets, batch.target_mask).sum()
+    loss = loss / batch.target_mask.sum()
+    loss.backward()
+    assert_same(got, (loss.detach(), None, {n: p.grad for n, p in model.named_parameters()}))
+
+
+def test_inconsistent_settings_are_one_line_errors():
+    model, _ = make_model("lm_rnn")
+    with pytest.raises(UserError, match="needs objective.scheduled_sampling.mode=parallel"):
+        ScheduledSampling(model, ss(mode="sequential", feed="gumbel"))
+    with pytest.raises(UserError, match="passes"):
+        ScheduledSampling(model, ss(mode="parallel", passes=0))
+    with pytest.raises(UserError, match="k must be in"):
+        ScheduledSampling(model, ss(schedule="exponential", k=2.0))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Through the training loop
+
+
+def run_config(tmp_path: Path, name: str, max_steps: int):
+    words = ["the", "a", "dog", "cat", "runs", "sleeps", "in", "on", "park", "grass", "red", "big"]
+    g = torch.Generator().manual_seed(0)
+    lines = [" ".join(words[int(i)] for i in torch.randint(len(words), (int(n),), generator=g))
+             for n in torch.randint(1, 8, (24,), generator=g)]
+    (tmp_path / "train.txt").write_text("\n".join(lines) + "\n")
+    return load_config(None, [
+        f"data.train={tmp_path / 'train.txt'}", "data.source=text", "data.batch_size=4",
+        f"output_dir={tmp_path / name}", f"train.max_steps={max_steps}", "train.log_every=1",
+        "train.eval_every=100", "train.save_every=100", "train.num_samples=0", "train.tensorboard=false",
+        "model.embedding_dim=8", "model.hidden_dim=8", "model.dropout=0.2", "train.lr=0.01",
+        "objective.name=scheduled_sampling", "objective.scheduled_sampling.schedule=linear",
+        "objective.scheduled_sampling.k=1.0", "objective.scheduled_sampling.c=0.1"])
+
+
+def test_training_logs_the_schedule_and_resumes_it_exactly(tmp_path):
+    whole, _ = train(run_config(tmp_path, "whole", 8))
+    train(run_config(tmp_path, "parts", 4))
+    resumed, _ = train(run_config(tmp_path, "parts", 8), resume=True)
+    for (name, a), (_, b) in zip(whole.state_dict().items(), resumed.state_dict().items()):
+        torch.testing.assert_close(a, b, atol=0, rtol=0, msg=f"{name} differs after resuming")
+
+    cfg = run_config(tmp_path, "whole", 8).objective.scheduled_sampling
+    for run in ("whole", "parts"):
+        logs = [r for r in read_log(tmp_path / run / "logs" / "metrics.jsonl") if "train/epsilon" in r]
+        # The metrics logged at step s are those of the step taken at s - 1.
+        assert [r["step"] for r in logs] == list(range(1, 9))
+        assert [r["train/epsilon"] for r in logs] == pytest.approx([epsilon(cfg, s - 1) for s in range(1, 9)])
+        fractions = [r["train/model_input_fraction"] for r in logs]
+        assert fractions[0] == 0.0 and all(0 <= f <= 1 for f in fractions) and max(fractions) > 0
+
+
+@pytest.mark.slow
+def test_debug_recipe_through_the_cli(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "seqgen", "train", "recipes/debug/lm_ss.yaml",
+                           f"output_dir={out}", "train.max_steps=4", "train.log_every=2",
+                           "train.eval_every=4", "train.save_every=4"],
+                          check=False, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    logs = [r for r in read_log(out / "logs" / "metrics.jsonl") if "train/epsilon" in r]
+    assert [r["step"] for r in logs] == [2, 4]
+    assert all(0 <= r["train/model_input_fraction"] <= 1 for r in logs)
+    assert (out / "model" / "model.safetensors").is_file()
