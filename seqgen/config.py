@@ -201,15 +201,69 @@ class ScheduledSamplingConfig:
 
 
 @dataclass
+class AdversarialConfig:
+    """JS_π adversarial training (SCIENCE.md section 3): a critic tells data from the generator's
+    Gumbel-softmax rollouts, its real and fake terms weighted π and 1 - π."""
+
+    pi: float = 0.5
+    """The critic's prior π on the real class: π → 0 behaves like maximum likelihood (KL[P‖Q]),
+    π → 1 like the mode-seeking KL[Q‖P]."""
+    critic: Literal["cnn", "rnn", "transformer"] = "cnn"
+    """The critic's architecture; it reads (relaxed) token sequences through its own embedding matrix."""
+    critic_embedding_dim: int = 64
+    """Critic: embedding size."""
+    critic_hidden_dim: int = 128
+    """Critic: hidden size (filters per window width for the CNN)."""
+    critic_layers: int = 1
+    """Critic: layers (RNN and Transformer critics)."""
+    critic_dropout: float = 0.0
+    """Critic: dropout."""
+    spectral_norm: bool = False
+    """Spectral normalisation of the critic's layers."""
+    gradient_penalty: float = 0.0
+    """Weight of a gradient penalty on the critic (0: none)."""
+    critic_lr: float = 1e-4
+    """The critic's AdamW learning rate (the generator uses train.lr)."""
+    critic_steps: int = 1
+    """k: critic updates per generator update."""
+    critic_loss: Literal["weighted", "ratio"] = "weighted"
+    """`weighted`: binary cross-entropy with the real term weighted π and the fake term 1 - π over equal
+    batches; `ratio`: unweighted, with real and fake examples in the ratio π : (1 - π)."""
+    generator_loss: Literal["minimax", "non_saturating", "kl"] = "minimax"
+    """`minimax`: (1-π) E_Q log(1 - D), the gradient of JS_π at the optimal critic; `non_saturating`:
+    -(1-π) E_Q log D; `kl`: -E_Q logit D, which targets KL[Q‖P]."""
+    tf_weight: float = 0.0
+    """λ: weight of a teacher-forcing term added to the generator's loss."""
+    temperature: Literal["constant", "exponential", "exp_decay", "linear"] = "exponential"
+    """Gumbel-softmax temperature schedule over the adversarial steps n of N = train.max_steps:
+    constant τ; exponential: inverse temperature β_n = beta_max^(n/N); exp_decay: τ_n = max(tau_min,
+    exp(-rate·n)); linear: from tau to tau_min."""
+    tau: float = 1.0
+    """Constant and linear schedules: the (starting) temperature."""
+    tau_min: float = 0.1
+    """exp_decay and linear schedules: the smallest temperature."""
+    beta_max: float = 1000.0
+    """Exponential schedule: the final inverse temperature."""
+    rate: float = 1e-3
+    """exp_decay schedule: r."""
+    hard: bool = True
+    """Straight-through: one-hot samples in the forward pass, the relaxed sample's gradient."""
+    feed: Literal["hard", "soft"] = "hard"
+    """What the generator reads back at t + 1: the sampled token (RelGAN) or the relaxed vector."""
+
+
+@dataclass
 class ObjectiveConfig:
     """The training objective: the loss computed for each batch."""
 
-    name: Literal["teacher_forcing", "scheduled_sampling"] = "teacher_forcing"
+    name: Literal["teacher_forcing", "scheduled_sampling", "adversarial"] = "teacher_forcing"
     """Which objective trains the generator."""
     label_smoothing: float = 0.0
     """Teacher forcing and scheduled sampling: label smoothing of the cross-entropy."""
     scheduled_sampling: ScheduledSamplingConfig = field(default_factory=ScheduledSamplingConfig)
     """Scheduled sampling's schedule and mode."""
+    adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
+    """JS_π adversarial training's critic, losses and Gumbel-softmax rollouts."""
 
 
 @dataclass
@@ -273,6 +327,9 @@ class TrainConfig:
     """Samples printed at each evaluation."""
     tensorboard: bool = True
     """Also log to TensorBoard when it is installed (the JSONL log is always written)."""
+    init_from: str | None = None
+    """Start from the weights of this exported model or run folder (e.g. a teacher-forcing run before
+    adversarial training); its tokenizer is reused."""
 
 
 @dataclass

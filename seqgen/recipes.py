@@ -7,6 +7,7 @@ from pathlib import Path
 from seqgen.config import RunConfig, load_config
 from seqgen.data.sources import SYNTHETIC, check_task
 from seqgen.errors import UserError
+from seqgen.objectives.adversarial import check_adversarial
 from seqgen.objectives.scheduled_sampling import check_scheduled_sampling
 
 TRANSFORMER_ARCHS = {"lm": {"gpt2"}, "translation": {"bart", "marian", "t5"}, "captioning": {"gpt2"}}
@@ -18,6 +19,11 @@ def check_recipe(cfg: RunConfig) -> None:
     check_task(cfg)
     if cfg.objective.name == "scheduled_sampling":
         check_scheduled_sampling(cfg.objective.scheduled_sampling)
+    if cfg.objective.name == "adversarial":
+        check_adversarial(cfg.objective.adversarial)
+        if t.mixed_precision == "fp16":
+            raise UserError("objective adversarial does not support train.mixed_precision=fp16 (two optimizers "
+                            "would share one loss scaler); use bf16 or no")
     if d.source not in SYNTHETIC and not d.train:
         raise UserError("data.train is required (a file, or a split name for a hub dataset)")
     if d.source == "hub" and not d.hub_name:

@@ -12,18 +12,23 @@ gradient whatever the number of processes and micro-batches (up to float roundin
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import importlib.util
 import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
 from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration, set_seed
+from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_scheduler
@@ -34,14 +39,16 @@ from seqgen.data import TaskData, load_data, load_tokenizer, save_tokenizer
 from seqgen.data.batch import Batch
 from seqgen.errors import UserError
 from seqgen.evaluate import evaluate, sample_texts
-from seqgen.models import Generator, build_generator, save_generator
-from seqgen.objectives import build_objective
+from seqgen.models import MODEL_INFO, Generator, build_generator, read_model_info, save_generator
+from seqgen.objectives import Adversarial, Objective, build_objective
 from seqgen.tracking import JSONLTracker
-
 
 RECIPE_FILE = "recipe.yaml"
 # Sections of a recipe that must not change when a run is resumed: they define the weights' meaning.
 FROZEN_ON_RESUME = ("task", "tokenizer", "model")
+CRITIC_FILE = "critic.safetensors"
+# Namespaces of the logged training metrics of the generator (or the one objective) and of the critic.
+TRAIN, CRITIC = "train", "critic"
 SCHEDULES = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine",
              "inverse_sqrt": "inverse_sqrt"}
 
@@ -71,22 +78,23 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
             log_with=[JSONLTracker("seqgen", out / "logs")] + (["tensorboard"] if _tensorboard(tc) else []),
             project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs")),
         )
+    init_dir = _init_source(tc.init_from, cfg) if tc.init_from and not resume else None
     tokenizer = _prepare_output_dir(cfg, out, resume, overwrite, accelerator)
+    if init_dir is not None:  # the initial weights only make sense with their own tokenizer
+        tokenizer, _ = load_tokenizer(init_dir)
     set_seed(cfg.seed)
 
     with accelerator.main_process_first():  # one process fills the datasets cache, the others read it
         data = load_data(cfg, tokenizer)
-    if accelerator.is_main_process and tokenizer is None:
+    if accelerator.is_main_process and not resume:
         save_tokenizer(data.tokenizer, out)
     train_loader = data.splits["train"].loader(cfg.data, shuffle=cfg.data.shuffle, seed=cfg.seed)
     generator = build_generator(cfg.model, data.vocab, cfg.task, cfg.data.image_size)
-    objective = build_objective(cfg.objective, generator,
+    if init_dir is not None:
+        generator.load_weights(init_dir)
+    objective = build_objective(cfg.objective, generator, task=cfg.task, max_steps=tc.max_steps,
                                 steps_per_epoch=len(train_loader.batch_sampler) / tc.gradient_accumulation_steps)
-    optimizer = torch.optim.AdamW(objective.parameters(), lr=tc.lr, betas=tuple(tc.betas),
-                                  weight_decay=tc.weight_decay)
-    scheduler = get_scheduler(SCHEDULES[tc.lr_schedule], optimizer, num_warmup_steps=tc.warmup_steps,
-                              num_training_steps=tc.max_steps)
-    objective, optimizer, scheduler = accelerator.prepare(objective, optimizer, scheduler)
+    players = _players(objective, tc, accelerator)
     checkpoints = Checkpoints(out, tc.keep_last)
     state = TrainerState()
     if resume:
@@ -99,42 +107,36 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
                                                 "num_processes": accelerator.num_processes})
 
     batches = _global_batches(train_loader, state)
-    inner = accelerator.unwrap_model(objective)
+    # The (unwrapped) objective: the prepared one, or the container of the two prepared players.
+    inner = accelerator.unwrap_model(players[0].module) if len(players) == 1 else objective
+    critic = inner.critic if isinstance(inner, Adversarial) else None
     eval_split = cfg.eval.split if cfg.eval.split in data.splits else None
     bar = tqdm(total=tc.max_steps, initial=state.step, desc="train", dynamic_ncols=True,
                disable=not accelerator.is_local_main_process)
-    # Metric sums stay on the device between logs: no host sync inside a step.
-    window_metrics: dict[str, torch.Tensor] = {}
-    window_weight, window_tokens, window_start = 0.0, 0, time.perf_counter()
+    window = _Window(accelerator.device)
     nonfinite = torch.zeros((), dtype=torch.bool, device=accelerator.device)
     final_metrics: dict[str, float] = {}
     stop = False
 
-    objective.train()
+    def forward(player: _Player, local: Batch, key: tuple[int, int]) -> tuple[torch.Tensor, dict]:
+        """One micro-batch's loss for `player`; `key` (repeat, micro-batch) seeds its rollouts."""
+        if critic is None:
+            return player.module(local, state.step)
+        rng = _rollout_rng(cfg.seed, state.step, player.prefix, key, accelerator)
+        if player.prefix == CRITIC:
+            return player.module(local, inner.fake_for_critic(local, state.step, rng), rng)
+        return player.module(local, state.step, critic, rng)
+
+    for player in players:
+        player.module.train()
     while state.step < tc.max_steps and not stop:
-        # --- one optimizer step over `gradient_accumulation_steps` global batches
-        micro = [next(batches) for _ in range(tc.gradient_accumulation_steps)]
-        step_weight = sum(inner.weight(b) for b in micro)
-        for i, global_batch in enumerate(micro):
-            local = _shard(global_batch, accelerator)
-            weight, tokens = inner.weight(local), local.num_target_tokens  # on the host, before the copy
-            local = local.to(accelerator.device)
-            last = i == len(micro) - 1
-            with contextlib.nullcontext() if last else accelerator.no_sync(objective):
-                loss, metrics = objective(local, state.step)
-                # DDP averages gradients over processes, hence the factor num_processes.
-                accelerator.backward(loss * (weight * accelerator.num_processes / max(step_weight, 1)))
-            nonfinite |= ~torch.isfinite(loss.detach())
-            for k, v in metrics.items():
-                window_metrics[k] = window_metrics.get(k, 0.0) + v * weight
-            window_weight += weight
-            window_tokens += tokens
-        if tc.max_grad_norm is not None:
-            grad_norm = accelerator.clip_grad_norm_(objective.parameters(), tc.max_grad_norm)
-            window_metrics["grad_norm"] = window_metrics.get("grad_norm", 0.0) + grad_norm * step_weight
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        # --- one optimizer step: `critic_steps` critic updates first when adversarial, then the
+        # generator's; each update over `gradient_accumulation_steps` global batches
+        for player in players:
+            for repeat in range(player.repeats):
+                micro = [next(batches) for _ in range(tc.gradient_accumulation_steps)]
+                _update(player, micro, inner.weight, functools.partial(forward, player), repeat, accelerator,
+                        window, nonfinite, tc.max_grad_norm)
         state.step += 1
         bar.update(1)
 
@@ -147,13 +149,13 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
                     f"the loss became NaN or infinite before step {state.step}; the last good checkpoint "
                     f"is {checkpoints.latest() or 'none'}; lower train.lr or set train.max_grad_norm")
         if state.step % tc.log_every == 0 or end:
-            logs = _reduce_window(accelerator, window_metrics, window_weight, window_tokens,
-                                  time.perf_counter() - window_start)
-            logs.update({"train/lr": scheduler.get_last_lr()[0], "train/epoch": state.epoch})
+            logs = window.reduce(accelerator)
+            for player in players:
+                logs[f"{player.prefix}/lr"] = player.scheduler.get_last_lr()[0]
+            logs["train/epoch"] = state.epoch
             accelerator.log(logs, step=state.step)
             bar.set_postfix(loss=f"{logs.get('train/loss', float('nan')):.4f}")
-            window_metrics, window_weight, window_tokens = {}, 0.0, 0
-            window_start = time.perf_counter()
+            window = _Window(accelerator.device)
         improved = False
         if eval_split and (state.step % tc.eval_every == 0 or end):
             result = evaluate(inner.generator, data, eval_split, cfg, accelerator,
@@ -168,18 +170,149 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
                     inner.generator, data, cfg, tc.num_samples, accelerator.device, seed=cfg.seed,
                     split=eval_split) if tc.num_samples else [])
                 if improved:
-                    _export(inner.generator, data, cfg, out / "best")
+                    _export(inner.generator, data, cfg, out / "best", critic)
         if saving or improved or stop:
             checkpoints.save(accelerator, state)
     bar.close()
 
     if accelerator.is_main_process:
-        _export(inner.generator, data, cfg, out / "model")
+        _export(inner.generator, data, cfg, out / "model", critic)
         (out / "metrics.json").write_text(json.dumps({"step": state.step, **final_metrics}, indent=2))
         accelerator.print(f"model written to {out / 'model'}")
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return inner.generator, final_metrics
+
+
+@dataclass
+class _Player:
+    """A prepared module that the loop updates, with its optimizer and schedule.
+
+    Attributes:
+        module: called on each micro-batch; returns (loss, metrics).
+        prefix: namespace of its logged metrics ("train" or "critic").
+        repeats: updates of this player per optimizer step of the loop.
+    """
+
+    module: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    prefix: str = TRAIN
+    repeats: int = 1
+
+
+def _players(objective: Objective, tc, accelerator: Accelerator) -> list[_Player]:
+    """The prepared players in update order: the objective alone, or the critic then the generator.
+
+    The generator uses train.lr/betas/weight_decay and the train schedule; the critic its own
+    learning rate (same betas and weight decay) at a constant rate. Everything is prepared in one call,
+    so checkpoints hold both players, their optimizers and schedules.
+    """
+    def optimizer(module: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(module.parameters(), lr=lr, betas=tuple(tc.betas), weight_decay=tc.weight_decay)
+
+    def schedule(opt: torch.optim.Optimizer):
+        return get_scheduler(SCHEDULES[tc.lr_schedule], opt, num_warmup_steps=tc.warmup_steps,
+                             num_training_steps=tc.max_steps)
+
+    if not isinstance(objective, Adversarial):
+        opt = optimizer(objective, tc.lr)
+        module, opt, sched = accelerator.prepare(objective, opt, schedule(opt))
+        return [_Player(module, opt, sched)]
+    gen_opt = optimizer(objective.generator_player, tc.lr)
+    critic_opt = optimizer(objective.critic_player, objective.cfg.critic_lr)
+    prepared = accelerator.prepare(objective.generator_player, objective.critic_player, gen_opt, critic_opt,
+                                   schedule(gen_opt), get_scheduler("constant", critic_opt))
+    gen, critic, gen_opt, critic_opt, gen_sched, critic_sched = prepared
+    return [_Player(critic, critic_opt, critic_sched, CRITIC, objective.cfg.critic_steps),
+            _Player(gen, gen_opt, gen_sched)]
+
+
+def _update(player: _Player, micro: list[Batch], weight_of: Callable[[Batch], int],
+            forward: Callable[[Batch, tuple[int, int]], tuple[torch.Tensor, dict]], repeat: int,
+            accelerator: Accelerator, window: _Window, nonfinite: torch.Tensor, max_grad_norm: float | None) -> None:
+    """One optimizer update of `player` over the global batches `micro`.
+
+    Each process takes its rows of every batch, and each micro-batch's loss is weighted by its share
+    of the step's units, so the update is that of one large batch. Sets `nonfinite` (in place) when
+    a loss is NaN or infinite.
+    """
+    step_weight = sum(weight_of(b) for b in micro)
+    for i, global_batch in enumerate(micro):
+        local = _shard(global_batch, accelerator)
+        weight, tokens = weight_of(local), local.num_target_tokens  # on the host, before the copy
+        local = local.to(accelerator.device)
+        last = i == len(micro) - 1
+        with contextlib.nullcontext() if last else accelerator.no_sync(player.module):
+            loss, metrics = forward(local, (repeat, i))
+            # DDP averages gradients over processes, hence the factor num_processes.
+            accelerator.backward(loss * (weight * accelerator.num_processes / max(step_weight, 1)))
+        nonfinite |= ~torch.isfinite(loss.detach())
+        window.add(player.prefix, metrics, weight)
+        window.tokens += tokens
+    if max_grad_norm is not None:
+        grad_norm = accelerator.clip_grad_norm_(player.module.parameters(), max_grad_norm)
+        window.add(player.prefix, {"grad_norm": grad_norm}, step_weight)
+    player.optimizer.step()
+    player.scheduler.step()
+    player.optimizer.zero_grad(set_to_none=True)
+
+
+class _Window:
+    """Weighted sums of the logged metrics since the last log. They stay on the device until `reduce`,
+    so a step never waits on the host."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.sums: dict[str, torch.Tensor | float] = {}
+        self.weights: dict[str, float] = {}
+        self.tokens = 0
+        self.start = time.perf_counter()
+
+    def add(self, prefix: str, metrics: dict[str, torch.Tensor], weight: float) -> None:
+        for k, v in metrics.items():
+            key = f"{prefix}/{k}"
+            self.sums[key] = self.sums.get(key, 0.0) + v * weight
+            self.weights[key] = self.weights.get(key, 0.0) + weight
+
+    def reduce(self, accelerator: Accelerator) -> dict[str, float]:
+        """Weighted means of each metric over the window, across processes, and the token throughput."""
+        keys = sorted(self.sums)
+        values = torch.stack([torch.as_tensor(self.sums[k], device=self.device).double() for k in keys]
+                             + [torch.tensor(float(x), dtype=torch.float64, device=self.device)
+                                for x in [self.weights[k] for k in keys] + [self.tokens]])
+        values = accelerator.reduce(values, reduction="sum")
+        n = len(keys)
+        logs = {k: values[i].item() / max(values[n + i].item(), 1e-12) for i, k in enumerate(keys)}
+        logs["train/tokens_per_second"] = values[-1].item() / max(time.perf_counter() - self.start, 1e-9)
+        return logs
+
+
+def _rollout_rng(seed: int, step: int, phase: str, key: tuple[int, int],
+                 accelerator: Accelerator) -> torch.Generator:
+    """The random source of one micro-batch's rollouts: a pure function of the run's seed, the step,
+    the phase, the micro-batch and the process, so each process draws its own noise for its own rows
+    and a resumed run draws what the uninterrupted one would have."""
+    name = f"{seed}/{step}/{phase}/{key[0]}/{key[1]}/{accelerator.process_index}".encode()
+    value = int.from_bytes(hashlib.blake2b(name, digest_size=8).digest(), "little") & (2**63 - 1)
+    return torch.Generator(device=accelerator.device).manual_seed(value)
+
+
+def _init_source(path: str, cfg: RunConfig) -> Path:
+    """The exported model folder that train.init_from names (itself, or a run folder's model/),
+    checked against the recipe's task and model."""
+    root = Path(path)
+    directory = root / "model" if (root / "model" / MODEL_INFO).is_file() else root
+    if not (directory / MODEL_INFO).is_file():
+        raise UserError(f"train.init_from {path} is neither an exported model folder nor a run folder "
+                        f"with a model/ (no {MODEL_INFO})")
+    model, _, task, _ = read_model_info(directory)
+    if task != cfg.task:
+        raise UserError(f"train.init_from {path} is a {task} model, but the recipe's task is {cfg.task}")
+    diff = _first_difference(to_dict(model), to_dict(cfg.model), "model")
+    if diff:
+        raise UserError(f"train.init_from {path} was trained with another model: {diff}")
+    return directory
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -262,20 +395,6 @@ def _shard(batch: Batch, accelerator: Accelerator) -> Batch:
     return batch.select(torch.arange(accelerator.process_index, len(batch), accelerator.num_processes))
 
 
-def _reduce_window(accelerator: Accelerator, sums: dict[str, float], weight: float, tokens: int,
-                   seconds: float) -> dict[str, float]:
-    """Weighted means of the logged metrics over the steps since the last log, across processes."""
-    keys = sorted(sums)
-    values = torch.stack([torch.as_tensor(sums[k], device=accelerator.device).double() for k in keys]
-                         + [torch.tensor(float(x), dtype=torch.float64, device=accelerator.device)
-                            for x in (weight, tokens)])
-    values = accelerator.reduce(values, reduction="sum")
-    total = max(values[-2].item(), 1e-12)
-    logs = {f"train/{k}": values[i].item() / total for i, k in enumerate(keys)}
-    logs["train/tokens_per_second"] = values[-1].item() / max(seconds, 1e-9)
-    return logs
-
-
 def _track_best(state: TrainerState, metrics: dict[str, float], tc) -> bool:
     value = metrics.get(tc.best_metric)
     if value is None:
@@ -290,12 +409,16 @@ def _track_best(state: TrainerState, metrics: dict[str, float], tc) -> bool:
     return better
 
 
-def _export(generator, data: TaskData, cfg: RunConfig, directory: Path) -> None:
-    """Write the generator in `save_pretrained` style, replacing `directory` only once complete."""
+def _export(generator, data: TaskData, cfg: RunConfig, directory: Path, critic: torch.nn.Module | None = None) -> None:
+    """Write the generator in `save_pretrained` style (and an adversarial run's critic as
+    critic.safetensors), replacing `directory` only once complete."""
     tmp = directory.with_name(f".tmp-{directory.name}")
     shutil.rmtree(tmp, ignore_errors=True)
     save_generator(generator, tmp, cfg.model, cfg.task, cfg.data.image_size)
     save_tokenizer(data.tokenizer, tmp)
+    if critic is not None:
+        save_file({k: v.detach().contiguous().clone() for k, v in critic.state_dict().items()},
+                  str(tmp / CRITIC_FILE))
     shutil.rmtree(directory, ignore_errors=True)
     tmp.rename(directory)
 

@@ -45,6 +45,28 @@ def test_two_processes_match_one(recipe, tmp_path):
         torch.testing.assert_close(rank0[name], single[name], atol=2e-5, rtol=1e-4, msg=f"{name} differs")
 
 
+@pytest.mark.parametrize("recipe", ["recipes/debug/lm_adv.yaml", "recipes/debug/translation.yaml"])
+def test_two_processes_agree_on_both_adversarial_players(recipe, tmp_path):
+    """Each process draws its own rollouts, yet both players' weights stay identical across processes."""
+    accelerate = Path(sys.executable).with_name("accelerate")
+    two = launch([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                  "--mixed_precision", "no", "--dynamo_backend", "no", "tests/dist_worker.py", recipe,
+                  str(tmp_path), "data.batch_size=8", "train.max_steps=4", "train.eval_every=4",
+                  "train.save_every=4", "train.num_samples=0", "train.tensorboard=false",
+                  "objective.name=adversarial", "objective.adversarial.critic_steps=2",
+                  "objective.adversarial.critic_hidden_dim=8", "objective.adversarial.spectral_norm=true",
+                  "objective.adversarial.tf_weight=0.1", "model.dropout=0.1"])
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert json.loads((tmp_path / "logs" / "config.json").read_text())["num_processes"] == 2
+    rank0, rank1 = (load_file(tmp_path / f"rank{r}.safetensors") for r in (0, 1))
+    assert any(k.startswith("critic.") for k in rank0) and rank0.keys() == rank1.keys()
+    for name in rank0:
+        assert torch.equal(rank0[name], rank1[name]), f"ranks differ in {name}"
+    # The critic exported by rank 0 is the one both ranks hold.
+    exported = load_file(tmp_path / "model" / "critic.safetensors")
+    assert all(torch.equal(v, rank0[f"critic.{k}"]) for k, v in exported.items())
+
+
 def test_sigkill_and_resume_matches_uninterrupted(tmp_path):
     overrides = ["train.max_steps=150", "train.save_every=3", "train.eval_every=50", "train.log_every=10",
                  "train.num_samples=0", "model.dropout=0.2", "data.batch_size=16"]

@@ -1,0 +1,195 @@
+"""JS_π adversarial training in the training loop: the players' updates stay apart, runs resume
+exactly, init_from starts from a teacher-forcing model, the CLI logs the critic's view, and a NaN stops
+the run."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from accelerate import Accelerator
+from safetensors.torch import load_file
+
+from seqgen.checkpoints import Checkpoints
+from seqgen.config import load_config
+from seqgen.data import load_data
+from seqgen.errors import UserError
+from seqgen.models import build_generator
+from seqgen.objectives import adversarial, build_objective
+from seqgen.tracking import read_log
+from seqgen.train import TrainingDiverged, _players, _update, _Window, train
+
+ROOT = Path(__file__).resolve().parents[1]
+ORACLE = ["data.source=oracle", "tokenizer.kind=fixed", "data.batch_size=8",
+          "data.synthetic.num_train=48", "data.synthetic.num_validation=8", "data.synthetic.num_test=8",
+          "data.synthetic.vocab_size=12", "data.synthetic.length=5", "data.synthetic.hidden_dim=8",
+          "model.embedding_dim=8", "model.hidden_dim=8", "train.num_samples=0", "train.tensorboard=false"]
+ADVERSARIAL = ["objective.name=adversarial", "objective.adversarial.critic_embedding_dim=8",
+               "objective.adversarial.critic_hidden_dim=8", "objective.adversarial.critic_lr=0.01",
+               "train.lr=0.01"]
+
+
+def snapshot(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def same(a, b):
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_each_phase_moves_only_its_player(tmp_path):
+    cfg = load_config(None, [*ORACLE, *ADVERSARIAL, f"output_dir={tmp_path}"])
+    data = load_data(cfg)
+    generator = build_generator(cfg.model, data.vocab, cfg.task)
+    objective = build_objective(cfg.objective, generator, task="lm", max_steps=10)
+    accelerator = Accelerator(cpu=True)
+    critic_player, generator_player = _players(objective, cfg.train, accelerator)
+    assert critic_player.prefix == "critic" and critic_player.repeats == 1
+    batch = next(iter(data.splits["train"].loader(cfg.data, shuffle=False, seed=0)))
+    window, nonfinite = _Window(accelerator.device), torch.zeros((), dtype=torch.bool)
+
+    def critic_forward(local, key):
+        return critic_player.module(local, objective.fake_for_critic(local, 0))
+
+    def generator_forward(local, key):
+        return generator_player.module(local, 0, objective.critic)
+
+    g0, c0 = snapshot(objective.generator), snapshot(objective.critic)
+    _update(critic_player, [batch], objective.weight, critic_forward, 0, accelerator, window, nonfinite, 1.0)
+    g1, c1 = snapshot(objective.generator), snapshot(objective.critic)
+    assert same(g0, g1), "the critic's update moved the generator"
+    assert not same(c0, c1), "the critic's update did not move the critic"
+
+    _update(generator_player, [batch], objective.weight, generator_forward, 0, accelerator, window, nonfinite, 1.0)
+    g2, c2 = snapshot(objective.generator), snapshot(objective.critic)
+    assert same(c1, c2), "the generator's update moved the critic"
+    assert not same(g1, g2), "the generator's update did not move the generator"
+    # The frozen critic received no gradient and is trainable again afterwards.
+    assert all(p.grad is None and p.requires_grad for p in objective.critic.parameters())
+    assert not nonfinite
+    assert {"critic/acc_real", "critic/js_pi", "train/tau", "train/generator_loss"} <= set(window.sums)
+
+
+def test_resume_reproduces_the_uninterrupted_run(tmp_path, monkeypatch):
+    overrides = [*ORACLE, *ADVERSARIAL, "train.max_steps=4", "train.save_every=2", "train.eval_every=100",
+                 "train.log_every=1", "model.dropout=0.2", "objective.adversarial.critic_dropout=0.2",
+                 "objective.adversarial.critic_steps=2", "objective.adversarial.tf_weight=0.5",
+                 "objective.adversarial.temperature=linear"]
+    train(load_config(None, [*overrides, f"output_dir={tmp_path / 'full'}"]))
+
+    real_save = Checkpoints.save
+
+    def save_then_die(self, accelerator, state):
+        path = real_save(self, accelerator, state)
+        if state.step == 2:
+            raise KeyboardInterrupt
+        return path
+
+    monkeypatch.setattr(Checkpoints, "save", save_then_die)
+    cfg = load_config(None, [*overrides, f"output_dir={tmp_path / 'cut'}"])
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg)
+    monkeypatch.setattr(Checkpoints, "save", real_save)
+    train(cfg, resume=True)
+
+    for name in ("model.safetensors", "critic.safetensors"):
+        a, b = (load_file(tmp_path / run / "model" / name) for run in ("full", "cut"))
+        assert a.keys() == b.keys() and a
+        for k in a:
+            assert torch.equal(a[k], b[k]), f"{name}:{k} differs after resume"
+    full, cut = ([r["critic/loss"] for r in read_log(tmp_path / run / "logs" / "metrics.jsonl")
+                  if "critic/loss" in r] for run in ("full", "cut"))
+    assert full[-1] == cut[-1] and len(full) == 4
+
+
+def seqgen(*args):
+    proc = subprocess.run([sys.executable, "-m", "seqgen", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_init_from_a_teacher_forcing_run_and_the_cli_logs(tmp_path, monkeypatch):
+    small = ["data.synthetic.num_train=64", "train.num_samples=0", "train.tensorboard=false",
+             "train.eval_every=100", "train.save_every=100"]
+    tf_generator, _ = train(load_config(ROOT / "recipes/debug/lm.yaml",
+                                        [f"output_dir={tmp_path / 'tf'}", "train.max_steps=2", *small]))
+
+    # The generator the first adversarial step starts from is the teacher-forcing model.
+    import seqgen.train as loop
+    real_players, started = loop._players, []
+
+    def capture(objective, tc, accelerator):
+        started.append(snapshot(objective.generator))
+        return real_players(objective, tc, accelerator)
+
+    monkeypatch.setattr(loop, "_players", capture)
+    train(load_config(ROOT / "recipes/debug/lm_adv.yaml", [f"output_dir={tmp_path / 'first'}", "train.max_steps=1",
+                                                           f"train.init_from={tmp_path / 'tf'}", *small]))
+    assert same(snapshot(tf_generator), started[0])
+
+    seqgen("train", "recipes/debug/lm_adv.yaml", f"output_dir={tmp_path / 'adv'}", "train.max_steps=3",
+           "train.log_every=1", f"train.init_from={tmp_path / 'tf' / 'model'}", *small)
+    assert (tmp_path / "tf" / "tokenizer.json").read_text() == (tmp_path / "adv" / "tokenizer.json").read_text()
+    critic = load_file(tmp_path / "adv" / "model" / "critic.safetensors")
+    assert critic and any("conv" in k for k in critic)
+    logs = [r for r in read_log(tmp_path / "adv" / "logs" / "metrics.jsonl") if "critic/js_pi" in r]
+    assert [r["step"] for r in logs] == [1, 2, 3]
+    for r in logs:
+        assert 0 <= r["critic/acc_real"] <= 1 and 0 <= r["critic/acc_fake"] <= 1
+        assert r["critic/js_pi_over_pi"] == pytest.approx(2 * r["critic/js_pi"])
+    # Exponential schedule with beta_max 10 over N = 3 steps: τ_n = 10^(-n/3), n = 0, 1, 2.
+    assert [r["train/tau"] for r in logs] == pytest.approx([10 ** (-n / 3) for n in range(3)])
+
+
+def test_init_from_must_fit_the_recipe(tmp_path):
+    with pytest.raises(UserError, match="train.init_from .* neither an exported model folder nor a run folder"):
+        train(load_config(None, [*ORACLE, *ADVERSARIAL, f"output_dir={tmp_path / 'a'}",
+                                 f"train.init_from={tmp_path}"]))
+
+
+def test_cli_translation(tmp_path):
+    seqgen("train", "recipes/debug/translation.yaml", f"output_dir={tmp_path}", "train.max_steps=2",
+           "train.log_every=1", "train.eval_every=100", "train.save_every=100", "train.num_samples=0",
+           "train.tensorboard=false", "objective.name=adversarial", "objective.adversarial.critic=rnn",
+           "objective.adversarial.critic_hidden_dim=8", "objective.adversarial.critic_loss=ratio",
+           "objective.adversarial.gradient_penalty=1.0", "objective.adversarial.pi=0.25",
+           "objective.adversarial.feed=soft")
+    logs = [r for r in read_log(tmp_path / "logs" / "metrics.jsonl") if "critic/js_pi" in r]
+    assert len(logs) == 2
+    assert all(r["critic/gradient_penalty"] >= 0 and r["critic/js_pi_over_1mpi"] == pytest.approx(
+        r["critic/js_pi"] / 0.75) for r in logs)
+    critic = load_file(tmp_path / "model" / "critic.safetensors")
+    assert any(k.startswith("context_encoder") for k in critic)
+
+
+def test_nan_in_the_critic_loss_stops_the_run(tmp_path, monkeypatch):
+    real_loss, calls = adversarial.critic_loss, []
+
+    def nan_from_the_third_call(*args, **kw):
+        calls.append(1)
+        loss = real_loss(*args, **kw)
+        return loss * float("nan") if len(calls) >= 3 else loss
+
+    monkeypatch.setattr(adversarial, "critic_loss", nan_from_the_third_call)
+    cfg = load_config(None, [*ORACLE, *ADVERSARIAL, f"output_dir={tmp_path}", "train.max_steps=10",
+                             "train.save_every=2", "train.log_every=100", "train.eval_every=100"])
+    with pytest.raises(TrainingDiverged, match="NaN or infinite before step 4.*step-0000002"):
+        train(cfg)
+    assert (tmp_path / "checkpoints" / "latest").read_text() == "step-0000002"
+    assert not (tmp_path / "model").exists()
+
+
+@pytest.mark.parametrize("override, message", [
+    ("objective.adversarial.pi=1.0", r"pi must be in \(0, 1\)"),
+    ("objective.adversarial.critic_steps=0", "critic_steps must be >= 1"),
+    ("objective.adversarial.critic_lr=0", "critic_lr must be positive"),
+    ("objective.adversarial.tau_min=-1", "tau_min must be positive"),
+])
+def test_check_recipe_names_a_bad_adversarial_setting(override, message):
+    from seqgen.recipes import check_recipe
+
+    check_recipe(load_config(None, [*ORACLE, *ADVERSARIAL]))
+    with pytest.raises(UserError, match=message):
+        check_recipe(load_config(None, [*ORACLE, *ADVERSARIAL, override]))
