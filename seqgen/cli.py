@@ -1,4 +1,4 @@
-"""The `seqgen` command line: train | eval | generate | sweep | check | demo.
+"""The `seqgen` command line: train | eval | generate | sweep | experiment | check | demo.
 
 A mistake in the user's input (bad recipe, bad data, missing file) is printed as one line,
 `seqgen: error: ...`, with exit status 2; nothing already on disk is overwritten.
@@ -112,8 +112,24 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("paths", nargs="*", default=["recipes"], help="recipe files or folders")
     c.set_defaults(run=_check)
 
+    x = sub.add_parser("experiment", help="the founding paper's studies, on embedded synthetic data")
+    studies = x.add_subparsers(required=True, metavar="STUDY")
+    i = studies.add_parser("inconsistency", help="scheduled sampling's optimum is not P: teacher forcing "
+                           "vs scheduled sampling on an enumerable toy and an oracle LSTM")
+    i.add_argument("--out", default="runs/inconsistency", help="folder for the runs, results.json, report.md "
+                   "and the figures")
+    i.add_argument("--size", choices=("full", "demo", "small"), default="full",
+                   help="recipes of the runs before overrides (full: about ten minutes on a CPU)")
+    i.add_argument("--epsilons", default="0,0.25,0.5,0.75,1",
+                   help="fixed ε of the scheduled-sampling runs, comma-separated")
+    i.add_argument("--no-oracle", dest="oracle", action="store_false", help="skip the oracle LSTM runs")
+    i.add_argument("--overwrite", action="store_true", help="replace what --out holds")
+    i.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="recipe overrides of the toy runs (oracle.key=value: of the oracle runs)")
+    i.set_defaults(run=_experiment_inconsistency)
+
     d = sub.add_parser("demo", help="the main job on an embedded default, in a few minutes on a CPU")
-    d.add_argument("--out", default="runs/demo", help="where to write the demo's run")
+    d.add_argument("--out", default="runs/demo", help="where to write the demo's runs, report and figures")
     d.set_defaults(run=_demo)
     return p
 
@@ -184,6 +200,22 @@ def _check(args: argparse.Namespace) -> None:
     failures = check_paths(args.paths)
     if failures:
         raise UserError(f"{failures} recipe(s) failed the check")
+
+
+def _experiment_inconsistency(args: argparse.Namespace) -> None:
+    from seqgen.experiments.inconsistency import run_inconsistency
+
+    try:
+        epsilons = [float(e) for e in args.epsilons.split(",")]
+    except ValueError:
+        raise UserError(f"--epsilons must be comma-separated numbers, got {args.epsilons!r}") from None
+    result = run_inconsistency(args.out, args.overrides, size=args.size, epsilons=epsilons,
+                               oracle=args.oracle, overwrite=args.overwrite)
+    print()
+    print(result.table())
+    print()
+    for name, path in result.files.items():
+        print(f"{name:<14} {path}")
 
 
 def _demo(args: argparse.Namespace) -> None:
