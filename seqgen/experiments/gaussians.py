@@ -1,0 +1,539 @@
+"""The continuous JS_π interpolation study: one isotropic Gaussian Q fitted to a 2-D mixture of Gaussians P
+(Theis, van den Oord and Bethge 2016; SCIENCE.md sections 3 and 5).
+
+P is a seeded mixture of K = 10 isotropic Gaussians, so its density is known exactly. Q is fitted for
+each class prior π in two ways:
+
+(a) exact: JS_π[P‖Q] is integrated numerically on a fixed grid (float64) and minimised over Q's three
+    parameters by L-BFGS, starting from the moment-matched Gaussian, which is the maximum-likelihood
+    isotropic Gaussian (the minimiser of KL[P‖Q]) and so the limit of the optimum as π → 0;
+(b) adversarial: a small MLP critic maximises V_π = π E_P log D + (1-π) E_Q log(1 - D) on samples of P
+    and reparameterised samples of Q, and Q minimises the minimax generator loss (1-π) E_Q log(1 - D),
+    starting from the maximum-likelihood fit to samples of P (the usual pre-training).
+
+Every fit is scored by KL[P‖Q], KL[Q‖P] and JS_π integrated on a grid that covers both P and that Q.
+As π grows, Q moves from the maximum-likelihood fit towards the minimiser of KL[Q‖P]: KL[Q‖P] falls
+and KL[P‖Q] rises. How far it moves depends on the mixture: this recipe's components overlap a lot
+(means spread 1.5, scales 0.5 to 1), and for seeds 0-2 even the minimiser of KL[Q‖P] is a broad
+Gaussian over several components rather than a narrow fit on one mode, so the trend is monotone but
+modest (seed 0: KL[Q‖P] from 0.73 to 0.58 nats between π = 0.05 and 0.95).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from seqgen.errors import UserError
+from seqgen.metrics.exact import binary_entropy
+
+PIS = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
+"""The class priors of the study."""
+LOG_2PI = math.log(2 * math.pi)
+
+
+@dataclass(frozen=True)
+class StudySize:
+    """How much work one study does."""
+
+    grid_size: int
+    """Grid points per side for fitting and scoring (the scoring grid may be finer, see `Grid.covering`)."""
+    exact_steps: int
+    """L-BFGS iterations per exact fit."""
+    adversarial_steps: int
+    """Q updates per adversarial fit."""
+    batch: int
+    """Samples of P and of Q per critic and Q step."""
+    critic_steps: int
+    """Critic updates per Q update."""
+    hidden: int
+    """Width of the critic's two hidden layers."""
+
+
+SIZES = {
+    "tiny": StudySize(grid_size=120, exact_steps=40, adversarial_steps=400, batch=128, critic_steps=2, hidden=32),
+    "demo": StudySize(grid_size=200, exact_steps=100, adversarial_steps=1500, batch=256, critic_steps=2,
+                      hidden=64),
+    "full": StudySize(grid_size=400, exact_steps=200, adversarial_steps=6000, batch=512, critic_steps=3,
+                      hidden=128),
+}
+
+
+# ---------------------------------------------------------------------------------------------------
+# The densities
+
+
+def _isotropic_log_prob(x: Tensor, mean: Tensor, log_scale: Tensor) -> Tensor:
+    """log N(x; mean, exp(log_scale)² I) in 2-D; x (N, 2), mean (..., 2), log_scale (...) -> (N, ...)."""
+    sq = ((x.unsqueeze(-2) - mean) ** 2).sum(-1) if mean.dim() > 1 else ((x - mean) ** 2).sum(-1)
+    return -0.5 * sq * torch.exp(-2 * log_scale) - 2 * log_scale - LOG_2PI
+
+
+class GaussianMixture2D:
+    """P: a seeded mixture of K isotropic Gaussians in 2-D (Theis et al. 2016).
+
+    Weights ~ Dirichlet(0.5), variances 1 / (U + 1)² with U ~ Uniform(0, 1) (scales in (0.5, 1]),
+    means ~ N(0, 1.5² I). Parameters are float64; `log_prob` computes in the input's dtype.
+
+    Args:
+        seed: draws the parameters.
+        num_components: K.
+    """
+
+    def __init__(self, seed: int = 0, num_components: int = 10) -> None:
+        rng = np.random.default_rng(seed)
+        self.weights = torch.from_numpy(rng.dirichlet(np.full(num_components, 0.5)))  # (K,)
+        self.scales = torch.from_numpy(1.0 / (rng.uniform(size=num_components) + 1.0))  # (K,)
+        self.means = torch.from_numpy(rng.normal(0.0, 1.5, size=(num_components, 2)))  # (K, 2)
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """log P(x) of points x (N, 2) -> (N,)."""
+        means, scales, weights = (t.to(x.dtype) for t in (self.means, self.scales, self.weights))
+        return torch.logsumexp(_isotropic_log_prob(x, means, scales.log()) + weights.log(), dim=-1)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n samples (n, 2) float32, drawn with `generator`."""
+        k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        noise = torch.randn(n, 2, generator=generator, dtype=torch.float64)
+        return (self.means[k] + self.scales[k, None] * noise).float()
+
+    def moment_matched(self) -> IsotropicGaussian:
+        """The isotropic Gaussian with P's mean and P's mean per-axis variance: the minimiser of
+        KL[P‖Q] over isotropic Gaussians (maximum likelihood with infinite data)."""
+        mean = self.weights @ self.means
+        sq = ((self.means - mean) ** 2).sum(-1)  # (K,)
+        variance = (self.weights * (2 * self.scales**2 + sq)).sum() / 2
+        return IsotropicGaussian(mean, 0.5 * variance.log()).requires_grad_(False)
+
+
+class IsotropicGaussian(nn.Module):
+    """Q = N(mean, scale² I) in 2-D, parameterised by `mean` (2,) and `log_scale` () for optimisation.
+
+    The fits and constructors below return frozen Gaussians (no gradients); `copy` gives a trainable one.
+
+    Args:
+        mean: (2,) mean; its dtype is the module's.
+        log_scale: () log of the standard deviation.
+    """
+
+    def __init__(self, mean: Tensor, log_scale: Tensor | float) -> None:
+        super().__init__()
+        self.mean = nn.Parameter(torch.as_tensor(mean).detach().clone())
+        self.log_scale = nn.Parameter(torch.as_tensor(log_scale, dtype=self.mean.dtype).detach().clone())
+
+    @classmethod
+    def fit_samples(cls, x: Tensor) -> IsotropicGaussian:
+        """The maximum-likelihood isotropic Gaussian of samples x (N, 2)."""
+        mean = x.mean(0)
+        return cls(mean, 0.5 * ((x - mean) ** 2).mean().log()).requires_grad_(False)
+
+    @property
+    def scale(self) -> Tensor:
+        return self.log_scale.exp()
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """log Q(x) of points x (N, 2) -> (N,), differentiable in the parameters."""
+        return _isotropic_log_prob(x, self.mean.to(x.dtype), self.log_scale.to(x.dtype))
+
+    def rsample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n reparameterised samples (n, 2): mean + scale · ε, ε ~ N(0, I) drawn with `generator`."""
+        noise = torch.randn(n, 2, generator=generator, dtype=self.mean.dtype)
+        return self.mean + self.scale * noise
+
+    def copy(self, dtype: torch.dtype = torch.float64) -> IsotropicGaussian:
+        """A copy in `dtype` whose parameters require gradients (a starting point for a fit)."""
+        return IsotropicGaussian(self.mean.detach().to(dtype), self.log_scale.detach().to(dtype))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Numerical integration on a grid
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Cell centres of a square box for midpoint-rule integrals of 2-D densities (float64).
+
+    For Gaussians the midpoint rule converges extremely fast: with a spacing of one standard deviation
+    the error is already far below 1e-6, so the grid's job is mostly to cover the mass.
+    """
+
+    points: Tensor
+    """(N, 2) cell centres."""
+    cell_area: float
+    low: float
+    high: float
+
+    @classmethod
+    def covering(cls, p: GaussianMixture2D, size: int, *qs: IsotropicGaussian, margin: float = 7.0) -> Grid:
+        """A grid covering every component of P and every Q to `margin` standard deviations.
+
+        Args:
+            p: the mixture.
+            size: points per side at least; more are used where needed for a spacing of at most a third
+                of the narrowest standard deviation (capped at 1000 per side).
+            qs: Gaussians whose mass the grid must also hold.
+            margin: half-width of the box around each mean, in that Gaussian's standard deviations.
+        """
+        centres = [p.means] + [q.mean.detach().double()[None] for q in qs]
+        scales = [p.scales] + [q.scale.detach().double()[None] for q in qs]
+        low = min(float((c - margin * s[:, None]).min()) for c, s in zip(centres, scales))
+        high = max(float((c + margin * s[:, None]).max()) for c, s in zip(centres, scales))
+        narrowest = min(float(s.min()) for s in scales)
+        size = min(max(size, math.ceil(3 * (high - low) / narrowest)), 1000)
+        step = (high - low) / size
+        axis = low + step * (torch.arange(size, dtype=torch.float64) + 0.5)
+        points = torch.cartesian_prod(axis, axis)
+        return cls(points, step * step, low, high)
+
+    def integrate(self, density: Tensor) -> Tensor:
+        """Σ f(x) · cell area of density values f (N,) at the grid points."""
+        return density.sum() * self.cell_area
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run torch on one intra-op thread: the fits are many small operations, which extra threads only
+    slow down (several times over when the cores are busy)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def grid_divergences(log_p: Tensor, log_q: Tensor, grid: Grid, pi: float) -> dict[str, Tensor]:
+    """KL[P‖Q], KL[Q‖P] and JS_π[P‖Q] by the midpoint rule, from log-densities at the grid points.
+
+    Args:
+        log_p: (N,) log P at `grid.points`.
+        log_q: (N,) log Q at `grid.points` (differentiable: the result is too).
+        grid: the grid.
+        pi: the class prior π in (0, 1).
+
+    Returns:
+        "kl_p_q", "kl_q_p", "js_pi" (nats) and "mass_p", "mass_q" (the integrals of P and Q, ≈ 1 when
+        the grid holds their mass), as 0-dim tensors.
+    """
+    p, q = log_p.exp(), log_q.exp()
+    log_m = torch.logaddexp(math.log(pi) + log_p, math.log1p(-pi) + log_q)
+    return {
+        "kl_p_q": grid.integrate(p * (log_p - log_q)),
+        "kl_q_p": grid.integrate(q * (log_q - log_p)),
+        "js_pi": grid.integrate(pi * p * (log_p - log_m) + (1 - pi) * q * (log_q - log_m)),
+        "mass_p": grid.integrate(p),
+        "mass_q": grid.integrate(q),
+    }
+
+
+def score(p: GaussianMixture2D, q: IsotropicGaussian, pi: float, grid_size: int = 200) -> dict[str, float]:
+    """KL[P‖Q], KL[Q‖P], JS_π[P‖Q] of a fitted Q, on a grid covering both (see `Grid.covering`).
+
+    Returns:
+        The floats of `grid_divergences`; "mass_p" and "mass_q" show how well the grid held the mass.
+    """
+    grid = Grid.covering(p, grid_size, q)
+    with torch.no_grad(), _one_thread():
+        out = grid_divergences(p.log_prob(grid.points), q.log_prob(grid.points), grid, pi)
+    return {k: float(v) for k, v in out.items()}
+
+
+# ---------------------------------------------------------------------------------------------------
+# The fits
+
+
+def _check_pi(pi: float) -> None:
+    if not 0 < pi < 1:
+        raise UserError(f"the class prior pi must be in (0, 1), got {pi}")
+
+
+def fit_exact(p: GaussianMixture2D, pi: float, steps: int = 100, grid_size: int = 200,
+              start: IsotropicGaussian | None = None) -> IsotropicGaussian:
+    """Minimise JS_π[P‖Q], integrated on a fixed grid, over Q's mean and log-scale by L-BFGS.
+
+    Args:
+        p: the mixture P.
+        pi: the class prior π in (0, 1).
+        steps: L-BFGS iterations (it stops earlier once converged).
+        grid_size: points per side of the fitting grid, which covers P and the start.
+        start: the initial Q (default: `p.moment_matched()`, the maximum-likelihood fit); not modified.
+
+    Returns:
+        The fitted Q (float64).
+    """
+    _check_pi(pi)
+    q = (start or p.moment_matched()).copy()
+    grid = Grid.covering(p, grid_size, q)
+    log_p = p.log_prob(grid.points)
+    optimiser = torch.optim.LBFGS(q.parameters(), lr=1.0, max_iter=steps, tolerance_grad=1e-12,
+                                  tolerance_change=1e-14, line_search_fn="strong_wolfe")
+
+    def closure() -> Tensor:
+        optimiser.zero_grad()
+        loss = grid_divergences(log_p, q.log_prob(grid.points), grid, pi)["js_pi"]
+        loss.backward()
+        return loss
+
+    with _one_thread():
+        optimiser.step(closure)
+    return q.requires_grad_(False)
+
+
+class _Critics(nn.Module):
+    """One MLP critic per class prior, evaluated together: 2 -> hidden -> hidden -> 1 logit, LeakyReLU.
+
+    The weights of all critics are stacked so that a step of every fit costs about as much as a step
+    of one (the tiny matrices leave the CPU idle between operations otherwise). Initialised like
+    `nn.Linear`, from `generator`.
+    """
+
+    def __init__(self, num: int, hidden: int, generator: torch.Generator) -> None:
+        super().__init__()
+        shapes = [(2, hidden), (hidden, hidden), (hidden, 1)]
+        self.weights = nn.ParameterList(
+            nn.Parameter((torch.rand(num, i, o, generator=generator) * 2 - 1) / math.sqrt(i)) for i, o in shapes)
+        self.biases = nn.ParameterList(
+            nn.Parameter((torch.rand(num, 1, o, generator=generator) * 2 - 1) / math.sqrt(i)) for i, o in shapes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits (num, B) of points x (num, B, 2): log D - log(1 - D)."""
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            x = torch.baddbmm(b, x, w)
+            if i < len(self.weights) - 1:
+                x = F.leaky_relu(x, 0.2)
+        return x.squeeze(-1)
+
+
+def fit_adversarial(p: GaussianMixture2D, pis: Sequence[float], steps: int = 1500, batch: int = 256,
+                    generator: torch.Generator | None = None, critic_steps: int = 2, hidden: int = 64,
+                    critic_lr: float = 2e-3, q_lr: float = 1e-2,
+                    start: IsotropicGaussian | None = None) -> list[tuple[IsotropicGaussian, float]]:
+    """Fit Q adversarially at each π: a critic D maximises V_π, Q minimises (1-π) E_Q log(1 - D(x)).
+
+    The critic's loss is the π-weighted binary cross-entropy -[π E_P log D + (1-π) E_Q log(1 - D)]
+    (equal real and fake batches); `critic_steps` critic updates precede each Q update, which
+    backpropagates through reparameterised samples of Q. Both use Adam. The fits are independent
+    (each π has its own critic, Q and samples) but run as one batched computation. The reported Q is
+    the average of Q's parameters over the last quarter of the updates, which smooths the adversarial
+    jitter.
+
+    Args:
+        p: the mixture P (only its samples are used).
+        pis: the class priors π, each in (0, 1).
+        steps: Q updates.
+        batch: samples of P and of Q per π and step.
+        generator: draws the critics' initial weights and every sample (seed it for determinism).
+        critic_steps: critic updates per Q update.
+        hidden: width of the critics' two hidden layers.
+        critic_lr: the critics' Adam learning rate.
+        q_lr: Q's Adam learning rate.
+        start: the initial Q of every fit (default: the maximum-likelihood fit to 10 000 samples of P,
+            the usual pre-training); not modified.
+
+    Returns:
+        Per π: the fitted Q (float32) and the critic's final JS_π estimate V_π(D, Q) + H(π) on 8192
+        fresh samples of each (in expectation a lower bound on JS_π; sampling noise can exceed it).
+    """
+    for pi in pis:
+        _check_pi(pi)
+    generator = generator or torch.Generator().manual_seed(0)
+    n = len(pis)
+    q0 = (start or IsotropicGaussian.fit_samples(p.sample(10_000, generator))).copy(torch.float32)
+    mean = nn.Parameter(q0.mean.detach().expand(n, 2).clone())  # (n, 2)
+    log_scale = nn.Parameter(q0.log_scale.detach().expand(n).clone())  # (n,)
+    critics = _Critics(n, hidden, generator)
+    critic_opt = torch.optim.Adam(critics.parameters(), lr=critic_lr, betas=(0.5, 0.999))
+    q_opt = torch.optim.Adam([mean, log_scale], lr=q_lr, betas=(0.5, 0.999))
+    pi = torch.tensor(pis, dtype=torch.float32)  # (n,)
+
+    def sample_p(size: int) -> Tensor:
+        return p.sample(n * size, generator).view(n, size, 2)
+
+    def sample_q(size: int, mean: Tensor, log_scale: Tensor) -> Tensor:
+        noise = torch.randn(n, size, 2, generator=generator)
+        return mean[:, None] + log_scale.exp()[:, None, None] * noise
+
+    def value(real: Tensor, fake: Tensor) -> Tensor:
+        """V_π(D, Q) per π (n,): the logits' log-sigmoids are log D and log(1 - D)."""
+        return pi * F.logsigmoid(critics(real)).mean(1) + (1 - pi) * F.logsigmoid(-critics(fake)).mean(1)
+
+    averaged, start_averaging = torch.zeros(n, 3), steps - max(1, steps // 4)
+    with _one_thread():
+        for step in range(steps):
+            for _ in range(critic_steps):
+                critic_opt.zero_grad()
+                # the fits are independent, so the sum's gradient is each fit's own
+                (-value(sample_p(batch), sample_q(batch, mean, log_scale).detach()).sum()).backward()
+                critic_opt.step()
+            q_opt.zero_grad()
+            ((1 - pi) * F.logsigmoid(-critics(sample_q(batch, mean, log_scale))).mean(1)).sum().backward()
+            q_opt.step()
+            if step >= start_averaging:
+                averaged += torch.cat([mean.detach(), log_scale.detach()[:, None]], 1)
+    averaged /= steps - start_averaging
+    with torch.no_grad():
+        estimates = value(sample_p(8192), sample_q(8192, averaged[:, :2], averaged[:, 2]))
+    return [(IsotropicGaussian(a[:2], a[2]).requires_grad_(False), float(v) + binary_entropy(float(x)))
+            for a, v, x in zip(averaged, estimates, pis)]
+
+
+# ---------------------------------------------------------------------------------------------------
+# The study
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rank correlation ρ: the Pearson correlation of the ranks (ties get their mean rank).
+
+    Returns:
+        ρ in [-1, 1]; NaN when either side is constant.
+    """
+    if len(x) != len(y) or len(x) < 2:
+        raise UserError(f"spearman needs two sequences of equal length >= 2, got {len(x)} and {len(y)}")
+    rx, ry = _ranks(x), _ranks(y)
+    dx, dy = rx - rx.mean(), ry - ry.mean()
+    denominator = math.sqrt(float((dx**2).sum() * (dy**2).sum()))
+    return float((dx * dy).sum()) / denominator if denominator > 0 else math.nan
+
+
+def _ranks(values: Sequence[float]) -> Tensor:
+    v = torch.tensor(values, dtype=torch.float64)
+    # the mean of the 1-based positions a value would take in sorted order: (#less + #less-or-equal + 1) / 2
+    less = (v[None, :] < v[:, None]).sum(1)
+    less_equal = (v[None, :] <= v[:, None]).sum(1)
+    return (less + less_equal + 1).double() / 2
+
+
+def run_gaussians(out_dir: str | Path, pis: Sequence[float] = PIS, size: str = "full",
+                  seed: int = 0) -> dict:
+    """Fit Q by both methods at every π, score the fits, write `gaussians.json` and two figures.
+
+    Writes into `out_dir`: `gaussians.json` (the returned dict), `gaussians_fits.png` (each fitted Q's
+    2-standard-deviation circle, coloured by π, over P's density, one panel per method) and
+    `gaussians_kl.png` (KL[P‖Q] and KL[Q‖P] against π for both methods); both also show the
+    maximum-likelihood fit.
+
+    Args:
+        out_dir: output folder (created).
+        pis: class priors, each in (0, 1).
+        size: "tiny" (seconds, for tests), "demo" (under a minute on 2 cores) or "full".
+        seed: seeds the mixture and the adversarial fits.
+
+    Returns:
+        "size", "seed"; "mixture": its "weights", "means", "scales"; "moment_matched": the
+        maximum-likelihood fit's "mean", "scale", "kl_p_q", "kl_q_p"; "fits": one row per method and π
+        (π ascending) with "pi", "method" ("exact" or "adversarial"), "mean", "scale", "kl_p_q",
+        "kl_q_p", "js_pi" (nats), "mass_p", "mass_q" (grid integrals of P and Q, ≈ 1), "seconds" (the
+        fit's wall time; the adversarial fits run together and each gets an equal share), and for
+        adversarial rows "js_pi_critic" (the critic's estimate of JS_π, see `fit_adversarial`); "spearman": Spearman's ρ
+        of each KL against π per method, e.g. {"adversarial": {"kl_p_q": ..., "kl_q_p": ...}}.
+
+    Raises:
+        UserError: an unknown size or a π outside (0, 1).
+    """
+    if size not in SIZES:
+        raise UserError(f"unknown study size {size!r}; choose one of {', '.join(SIZES)}")
+    pis = sorted(float(pi) for pi in pis)
+    for pi in pis:
+        _check_pi(pi)
+    cfg = SIZES[size]
+    p = GaussianMixture2D(seed)
+    rows = []
+    for pi in pis:
+        started = time.perf_counter()
+        q = fit_exact(p, pi, cfg.exact_steps, cfg.grid_size)
+        rows.append(_row(p, q, pi, "exact", cfg.grid_size, time.perf_counter() - started))
+    started = time.perf_counter()
+    fits = fit_adversarial(p, pis, cfg.adversarial_steps, cfg.batch, torch.Generator().manual_seed(seed),
+                           cfg.critic_steps, cfg.hidden)
+    seconds = (time.perf_counter() - started) / len(pis)  # the fits run together: each gets an equal share
+    for pi, (q, estimate) in zip(pis, fits):
+        rows.append(_row(p, q, pi, "adversarial", cfg.grid_size, seconds) | {"js_pi_critic": estimate})
+    ml = p.moment_matched()
+    result = {
+        "size": size,
+        "seed": seed,
+        "mixture": {"weights": p.weights.tolist(), "means": p.means.tolist(), "scales": p.scales.tolist()},
+        "moment_matched": {"mean": ml.mean.tolist(), "scale": float(ml.scale),
+                           **{k: v for k, v in score(p, ml, 0.5, cfg.grid_size).items() if k.startswith("kl")}},
+        "fits": rows,
+        "spearman": {method: {kl: spearman(pis, [r[kl] for r in rows if r["method"] == method])
+                              for kl in ("kl_p_q", "kl_q_p")} for method in ("exact", "adversarial")},
+    }
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "gaussians.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    _plot_fits(p, rows, result["moment_matched"], out / "gaussians_fits.png")
+    _plot_kls(rows, result["moment_matched"], out / "gaussians_kl.png")
+    return result
+
+
+def _row(p: GaussianMixture2D, q: IsotropicGaussian, pi: float, method: str, grid_size: int,
+         seconds: float) -> dict:
+    return {"pi": pi, "method": method, "mean": q.mean.tolist(), "scale": float(q.scale),
+            **score(p, q, pi, grid_size), "seconds": seconds}
+
+
+def _plot_fits(p: GaussianMixture2D, rows: list[dict], ml: dict, path: Path) -> None:
+    # A bare Figure renders with Agg and leaves pyplot's global backend alone (notebooks keep theirs).
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
+
+    circles = [*rows, ml]
+    low = min(float((p.means - 3 * p.scales[:, None]).min()), *(min(c["mean"]) - 2 * c["scale"] for c in circles))
+    high = max(float((p.means + 3 * p.scales[:, None]).max()), *(max(c["mean"]) + 2 * c["scale"] for c in circles))
+    axis = torch.linspace(low, high, 300, dtype=torch.float64)
+    xx, yy = torch.meshgrid(axis, axis, indexing="xy")
+    density = p.log_prob(torch.stack([xx.reshape(-1), yy.reshape(-1)], 1)).exp().reshape(xx.shape)
+    cmap, norm = colormaps["viridis"], Normalize(0, 1)
+    angle = torch.linspace(0, 2 * math.pi, 200, dtype=torch.float64)
+
+    def circle(c: dict) -> tuple:
+        return ((c["mean"][0] + 2 * c["scale"] * angle.cos()).numpy(),
+                (c["mean"][1] + 2 * c["scale"] * angle.sin()).numpy())
+
+    fig = Figure(figsize=(11, 5), layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, method in zip(axes, ("exact", "adversarial")):
+        ax.contourf(xx.numpy(), yy.numpy(), density.numpy(), levels=30, cmap="Greys")
+        ax.plot(*circle(ml), color="tab:red", ls="--", lw=1.2, zorder=3, label="maximum likelihood")
+        for row in (r for r in rows if r["method"] == method):
+            ax.plot(*circle(row), color=cmap(norm(row["pi"])), lw=1.8)
+            ax.plot(*row["mean"], marker="+", color=cmap(norm(row["pi"])))
+        ax.set_aspect("equal")
+        ax.set_xlim(low, high)
+        ax.set_ylim(low, high)
+        ax.set_title(f"{method} fits of JS_π")
+        ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle("Fitted Gaussians Q (circles of radius 2σ, coloured by π) over the mixture's density P")
+    fig.colorbar(ScalarMappable(norm, cmap), ax=axes, label="π", shrink=0.8)
+    fig.savefig(path, dpi=120)
+
+
+def _plot_kls(rows: list[dict], ml: dict, path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 4.2), layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, (kl, label) in zip(axes, (("kl_p_q", "KL[P‖Q] (nats)"), ("kl_q_p", "KL[Q‖P] (nats)"))):
+        for method, marker in (("exact", "o"), ("adversarial", "s")):
+            curve = [r for r in rows if r["method"] == method]
+            ax.plot([r["pi"] for r in curve], [r[kl] for r in curve], marker=marker, label=method)
+        ax.axhline(ml[kl], color="tab:red", ls="--", lw=1, label="maximum likelihood")
+        ax.set_xlabel("π")
+        ax.set_ylabel(label)
+        ax.set_title(f"{label.split(' ')[0]} of the JS_π fit against π")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.savefig(path, dpi=120)

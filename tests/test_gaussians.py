@@ -1,0 +1,126 @@
+import itertools
+import math
+
+import pytest
+import torch
+
+from seqgen.errors import UserError
+from seqgen.experiments.gaussians import (
+    GaussianMixture2D,
+    Grid,
+    IsotropicGaussian,
+    fit_exact,
+    grid_divergences,
+    run_gaussians,
+    score,
+    spearman,
+)
+from seqgen.metrics.exact import binary_entropy
+
+
+@pytest.fixture(scope="module")
+def mixture() -> GaussianMixture2D:
+    return GaussianMixture2D(seed=0)
+
+
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, object]:
+    out = tmp_path_factory.mktemp("gaussians")
+    return run_gaussians(out, size="tiny", seed=0), out
+
+
+def test_mixture_is_seeded_and_follows_the_recipe(mixture: GaussianMixture2D) -> None:
+    again = GaussianMixture2D(seed=0)
+    assert torch.equal(mixture.means, again.means) and torch.equal(mixture.weights, again.weights)
+    assert not torch.equal(GaussianMixture2D(seed=1).means, mixture.means)
+    assert mixture.means.shape == (10, 2)
+    assert float(mixture.weights.sum()) == pytest.approx(1.0)
+    assert bool(((mixture.scales > 0.5) & (mixture.scales <= 1.0)).all())
+    draws = mixture.sample(4000, torch.Generator().manual_seed(0))
+    assert torch.equal(draws, mixture.sample(4000, torch.Generator().manual_seed(0)))
+    assert draws.mean(0).double() == pytest.approx((mixture.weights @ mixture.means), abs=0.1)
+
+
+def test_densities_are_normalised_on_the_grid(mixture: GaussianMixture2D) -> None:
+    q = IsotropicGaussian(torch.tensor([3.0, -2.0], dtype=torch.float64), math.log(0.3))
+    grid = Grid.covering(mixture, 100, q)
+    assert float(grid.integrate(mixture.log_prob(grid.points).exp())) == pytest.approx(1.0, abs=1e-6)
+    assert float(grid.integrate(q.log_prob(grid.points).exp().detach())) == pytest.approx(1.0, abs=1e-6)
+    # the grid's E_P log P agrees with a Monte Carlo estimate from samples
+    x = mixture.sample(100_000, torch.Generator().manual_seed(1)).double()
+    log_p = mixture.log_prob(grid.points)
+    assert float(grid.integrate(log_p.exp() * log_p)) == pytest.approx(float(mixture.log_prob(x).mean()), abs=0.02)
+
+
+def test_rsample_is_reparameterised() -> None:
+    q = IsotropicGaussian(torch.tensor([1.0, -2.0]), math.log(0.5)).copy(torch.float32)
+    x = q.rsample(20_000, torch.Generator().manual_seed(0))
+    draws = x.detach()
+    assert draws.mean(0).tolist() == pytest.approx([1.0, -2.0], abs=0.02)
+    assert float((draws - draws.mean(0)).std()) == pytest.approx(0.5, abs=0.01)
+    x.sum().backward()  # d/d mean of Σ x = n per coordinate
+    assert q.mean.grad.tolist() == pytest.approx([20_000.0, 20_000.0])
+    assert q.log_scale.grad is not None
+
+
+def test_divergences_of_a_distribution_to_itself_vanish(mixture: GaussianMixture2D) -> None:
+    q = mixture.moment_matched()
+    grid = Grid.covering(mixture, 150, q)
+    log_q = q.log_prob(grid.points).detach()
+    same = grid_divergences(log_q, log_q, grid, 0.3)
+    assert all(abs(float(same[k])) < 1e-10 for k in ("kl_p_q", "kl_q_p", "js_pi"))
+    other = grid_divergences(mixture.log_prob(grid.points), log_q, grid, 0.3)
+    assert 0 < float(other["js_pi"]) < binary_entropy(0.3)
+    assert float(other["kl_p_q"]) > 0 and float(other["kl_q_p"]) > 0
+
+
+def test_moment_matched_gaussian_is_the_maximum_likelihood_fit(mixture: GaussianMixture2D) -> None:
+    ml = mixture.moment_matched()
+    best = score(mixture, ml, 0.5)["kl_p_q"]
+    for d_mean, d_log_scale in ((0.1, 0.0), (0.0, 0.05), (0.0, -0.05)):
+        other = IsotropicGaussian(ml.mean.detach() + d_mean, ml.log_scale.detach() + d_log_scale)
+        assert score(mixture, other, 0.5)["kl_p_q"] > best
+
+
+def test_exact_fit_lowers_js_and_approaches_maximum_likelihood_for_small_pi(mixture: GaussianMixture2D) -> None:
+    ml = mixture.moment_matched()
+    far = IsotropicGaussian(torch.tensor([-1.0, -1.0], dtype=torch.float64), math.log(0.6))
+    for pi in (0.5, 0.9):
+        fitted = fit_exact(mixture, pi, steps=40, grid_size=120, start=far)
+        assert score(mixture, fitted, pi)["js_pi"] < score(mixture, far, pi)["js_pi"] - 0.01
+    small = fit_exact(mixture, 0.02, steps=40, grid_size=120)
+    assert score(mixture, small, 0.02)["js_pi"] <= score(mixture, ml, 0.02)["js_pi"]
+    assert torch.allclose(small.mean.detach(), ml.mean.detach(), atol=0.05)
+    assert float(small.scale) == pytest.approx(float(ml.scale), abs=0.02)
+
+
+def test_spearman_uses_ranks() -> None:
+    assert spearman([1, 2, 3, 4], [1, 8, 27, 64]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 1, 2]) == pytest.approx(-0.8)
+    assert spearman([1, 2, 3], [1, 1, 2]) == pytest.approx(math.sqrt(3) / 2)  # tied ranks 1.5, 1.5, 3
+    with pytest.raises(UserError):
+        spearman([1, 2], [1])
+
+
+def test_tiny_study_shows_the_trend(tiny_study: tuple[dict, object]) -> None:
+    result, out = tiny_study
+    for method in ("exact", "adversarial"):
+        rows = [r for r in result["fits"] if r["method"] == method]
+        assert [r["pi"] for r in rows] == [0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95]
+        assert all(abs(r["mass_p"] - 1) < 1e-3 and abs(r["mass_q"] - 1) < 1e-3 for r in rows)
+    exact = [r for r in result["fits"] if r["method"] == "exact"]
+    kl_q_p, kl_p_q = [r["kl_q_p"] for r in exact], [r["kl_p_q"] for r in exact]
+    assert all(b <= a + 1e-4 for a, b in itertools.pairwise(kl_q_p))
+    assert all(b >= a - 1e-4 for a, b in itertools.pairwise(kl_p_q))
+    assert kl_q_p[-1] < kl_q_p[0] - 0.05 and kl_p_q[-1] > kl_p_q[0] + 0.03
+    assert result["spearman"]["adversarial"]["kl_q_p"] < 0 < result["spearman"]["adversarial"]["kl_p_q"]
+    assert (out / "gaussians.json").is_file()
+    for name in ("gaussians_fits.png", "gaussians_kl.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_study_rejects_bad_arguments(tmp_path) -> None:
+    with pytest.raises(UserError, match="size"):
+        run_gaussians(tmp_path, size="huge")
+    with pytest.raises(UserError, match="pi"):
+        run_gaussians(tmp_path, pis=(0.5, 1.0), size="tiny")
