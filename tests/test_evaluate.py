@@ -19,17 +19,11 @@ from seqgen.metrics.oracle import nll_test
 from seqgen.metrics.two_sample import two_sample_test
 from seqgen.models import load_generator
 from seqgen.train import train
+from tests.test_sweep import _write_corpus as _corpus
 
 QUIET = ["train.eval_every=1000", "train.save_every=1000", "train.log_every=1000", "train.tensorboard=false",
          "train.num_samples=0"]
 SMALL = ["model.embedding_dim=32", "model.hidden_dim=32"]
-
-
-def _corpus(path, n, rnd):
-    subjects, verbs = ["the cat", "a dog", "my friend", "the old man", "a bird"], ["sees", "likes", "eats"]
-    objects = ["the ball", "a fish", "some bread", "the red car"]
-    path.write_text("".join(f"{rnd.choice(subjects)} {rnd.choice(verbs)} {rnd.choice(objects)} .\n"
-                            for _ in range(n)))
 
 
 @pytest.fixture(scope="module")
