@@ -23,6 +23,7 @@ import torch
 from common import (
     add_device_args,
     autocast,
+    fill_sizes,
     machine,
     paired_ratio,
     print_table,
@@ -57,9 +58,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--reps", type=int, help="timed calls of each (default 10)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    for key, value in SIZES["quick" if args.quick else "full"].items():
-        if getattr(args, key, None) is None:
-            setattr(args, key, value)
+    fill_sizes(args, SIZES)
     return args
 
 

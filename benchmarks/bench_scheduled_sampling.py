@@ -36,7 +36,17 @@ import copy
 import statistics
 
 import torch
-from common import add_device_args, autocast, machine, print_table, setup, synchronize, timed, write_json
+from common import (
+    add_device_args,
+    autocast,
+    fill_sizes,
+    machine,
+    print_table,
+    setup,
+    synchronize,
+    timed,
+    write_json,
+)
 
 from seqgen.config import ModelConfig, ScheduledSamplingConfig
 from seqgen.data.batch import Batch, Vocab
@@ -80,9 +90,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    for key, value in SIZES["quick" if args.quick else "full"].items():
-        if getattr(args, key, None) is None:
-            setattr(args, key, value)
+    fill_sizes(args, SIZES)
     return args
 
 

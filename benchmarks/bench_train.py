@@ -44,6 +44,7 @@ from accelerate.utils import set_seed
 from common import (
     add_device_args,
     autocast,
+    fill_sizes,
     machine,
     matmul_peak,
     paired_ratio,
@@ -90,9 +91,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    for key, value in SIZES["quick" if args.quick else "full"].items():
-        if getattr(args, key, None) is None:
-            setattr(args, key, value)
+    fill_sizes(args, SIZES)
     if args.steps % args.warmup:
         parser.error("--steps must be a multiple of --warmup (seqgen logs one window per --warmup steps)")
     return args

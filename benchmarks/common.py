@@ -26,6 +26,13 @@ def add_device_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this file")
 
 
+def fill_sizes(args: argparse.Namespace, sizes: dict[str, dict[str, object]]) -> None:
+    """Give every size option left unset its value from `sizes["quick"]` or `sizes["full"]`."""
+    for key, value in sizes["quick" if args.quick else "full"].items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+
+
 def setup(args: argparse.Namespace) -> torch.device:
     """Apply --threads and return the device; both loops of a script run in this one process."""
     if args.threads is not None:
