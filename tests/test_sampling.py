@@ -8,7 +8,7 @@ from seqgen.config import DecodeConfig
 from seqgen.data.batch import Context, Vocab
 from seqgen.errors import UserError
 from seqgen.models.base import Generator
-from seqgen.sampling import beam_search, filter_logits, generate
+from seqgen.sampling import beam_search, categorical, filter_logits, generate
 
 VOCAB = Vocab(size=7, pad_id=0, bos_id=1, eos_id=2, unk_id=3)
 WORDS = (4, 5, 6)  # the tokens the test models emit besides EOS
@@ -235,6 +235,20 @@ def test_first_token_frequencies_match_filtered_softmax(temperature, top_k):
     assert int(possible.sum()) == (top_k or 4)
     chi2 = float(((counts[possible] - n * expected[possible]) ** 2 / (n * expected[possible])).sum())
     assert chi2 < 16.3  # 99.9% quantile of chi-square with 3 degrees of freedom (at most 4 outcomes)
+
+
+def test_categorical_draws_each_row_from_its_own_softmax():
+    logits = torch.tensor([[0.0, 1.0, -math.inf, 2.0], [3.0, -math.inf, -math.inf, 0.0]]).log_softmax(-1)
+    n = 20_000
+    draws = categorical(logits.expand(n, 2, 4), torch.Generator().manual_seed(0))  # (n, 2)
+    assert draws.shape == (n, 2)
+    for row in range(2):
+        counts = torch.bincount(draws[:, row], minlength=4).double()
+        expected = logits[row].exp().double()
+        possible = expected > 0
+        assert counts[~possible].sum() == 0
+        chi2 = float(((counts[possible] - n * expected[possible]) ** 2 / (n * expected[possible])).sum())
+        assert chi2 < 13.8  # 99.9% quantile of chi-square with 2 degrees of freedom (at most 3 outcomes)
 
 
 # --- beam search

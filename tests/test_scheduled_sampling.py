@@ -17,6 +17,7 @@ from seqgen.models.hf import build_transformer
 from seqgen.models.rnn import RNNGenerator
 from seqgen.objectives import ScheduledSampling, TeacherForcing
 from seqgen.objectives.teacher_forcing import token_nll
+from seqgen.sampling import categorical
 from seqgen.schedules import epsilon
 from seqgen.tracking import read_log
 from seqgen.train import train
@@ -128,23 +129,26 @@ def test_epsilon_one_is_teacher_forcing(name, mode, feed):
     assert got[1]["model_input_fraction"].item() == 0.0 and got[1]["epsilon"].item() == 1.0
 
 
-@pytest.mark.parametrize("name, keys, method", [
-    ("lm_rnn", {"mode": "sequential"}, "step"),
-    ("lm_transformer", {"mode": "sequential"}, "step"),
-    ("translation_bart", {"mode": "sequential"}, "step"),
-    ("lm_transformer", {"mode": "sequential", "use_cache": False}, "forward"),
-    # N = T - 1 passes reach the sequential inputs: pass n fixes position n.
-    ("lm_rnn", {"mode": "parallel", "passes": max(LENGTHS)}, "forward"),
-    ("translation_bart", {"mode": "parallel", "passes": max(LENGTHS)}, "forward"),
+@pytest.mark.parametrize("name, keys, forward_calls", [
+    # Sequential with the cache: T - 1 incremental steps make the inputs, one forward pass takes the loss.
+    ("lm_rnn", {"mode": "sequential"}, 1),
+    ("lm_transformer", {"mode": "sequential"}, 1),
+    ("translation_bart", {"mode": "sequential"}, 1),
+    # Without it: every prefix is re-run, then the loss pass.
+    ("lm_transformer", {"mode": "sequential", "use_cache": False}, max(LENGTHS) + 1),
+    # N = T - 1 passes (T = max(LENGTHS) + 1 inputs) reach the sequential inputs: pass n fixes position n.
+    ("lm_rnn", {"mode": "parallel", "passes": max(LENGTHS)}, max(LENGTHS) + 1),
+    ("translation_bart", {"mode": "parallel", "passes": max(LENGTHS)}, max(LENGTHS) + 1),
 ])
-def test_epsilon_zero_feeds_the_models_own_greedy_prefix(name, keys, method):
+def test_epsilon_zero_feeds_the_models_own_greedy_prefix(name, keys, forward_calls):
     model, task = make_model(name)
     batch = make_batch(task)
     expected = greedy_inputs(model, batch)
-    seen = record(model, method)
+    steps, forwards = record(model, "step"), record(model, "forward")
     _, metrics = ScheduledSampling(model, ss(epsilon=0.0, feed="argmax", **keys))(batch, 0)
-    # step: one call per position; forward: the last call is the loss pass, or the longest prefix.
-    fed = torch.stack(seen, 1) if method == "step" else seen[-1]
+    assert len(forwards) == forward_calls
+    assert len(steps) == (batch.inputs.shape[1] - 1 if forward_calls == 1 else 0)
+    fed = forwards[-1]  # the loss pass's inputs
     assert torch.equal(fed, expected)
     # Every real position after BOS was the model's; where the target is padding, the gold input stays.
     assert metrics["model_input_fraction"].item() == 1.0
@@ -191,7 +195,7 @@ def test_parallel_passes_follow_their_definition(feed, passes):
         with torch.no_grad():
             logits = model(mixed, memory)[:, :-1]
         if feed == "sample":
-            made = torch.multinomial(logits.softmax(-1).reshape(-1, VOCAB.size), 1).view(logits.shape[:-1])
+            made = categorical(logits)
         elif feed == "argmax":
             made = logits.argmax(-1)
         else:
@@ -229,10 +233,10 @@ def test_no_gradient_reaches_the_model_tokens(name, mode, feed):
     as constants: no gradient reaches the loss through the model tokens or probability vectors."""
     model, task = make_model(name)
     batch = make_batch(task)
-    seen = record(model, "step" if mode == "sequential" else "forward")
+    seen = record(model, "forward")
     with torch.autograd.detect_anomaly():
         got = loss_and_grads(ScheduledSampling(model, ss(epsilon=0.0, feed=feed, mode=mode)), batch, seed=2)
-    fed = torch.stack(seen, 1) if mode == "sequential" else seen[-1]
+    fed = seen[-1]  # the loss pass's inputs
     assert fed.shape[-1] == VOCAB.size if feed in ("softmax", "gumbel") else not torch.equal(fed, batch.inputs)
     model.zero_grad(set_to_none=True)
     loss = token_nll(model(fed, model.encode(batch.context)), batch.targets, batch.target_mask).sum()

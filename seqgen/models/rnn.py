@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_model, save_model
 from torch import nn
 
@@ -98,9 +99,9 @@ class RNNGenerator(Generator):
         """One position: inputs (B,) ids or (B, V) probabilities -> (B, V) logits and the new state."""
         if state is None:
             state = self._initial_state(memory)
-        x = self.drop(embed(inputs[:, None], self.embedding.weight))  # (B, 1, E)
-        h, state = self.rnn(x, state)  # (B, 1, H)
-        return self._logits(h, memory)[:, 0], state
+        x = self.drop(embed(inputs, self.embedding.weight))  # (B, E)
+        h, state = self._cells(x, state)  # (B, H)
+        return self._logits(h[:, None], memory)[:, 0], state
 
     def select_state(self, state: State, index: torch.Tensor) -> State:
         """Reorder/repeat the RNN state along its batch dimension, which is dim 1: (L, B, H)."""
@@ -122,6 +123,29 @@ class RNNGenerator(Generator):
         except RuntimeError as e:
             detail = " ".join(str(e).split())
             raise UserError(f"weights at {path} do not fit this model (another recipe?): {detail}") from None
+
+    def _cells(self, x: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
+        """One position through every layer: x (B, E) -> the top layer's h (B, H) and the new state.
+
+        Runs the cell functions on the RNN module's own weights, as the module does, because a
+        length-one call of the fused module costs several times as much per position.
+        """
+        rnn, lstm = self.rnn, isinstance(self.rnn, nn.LSTM)
+        if state is None:
+            zeros = x.new_zeros(rnn.num_layers, x.shape[0], rnn.hidden_size)
+            state = (zeros, zeros) if lstm else zeros
+        hs, cs = [], []
+        for layer in range(rnn.num_layers):
+            if layer:  # the module's dropout between layers
+                x = F.dropout(x, rnn.dropout, self.training)
+            weights = [getattr(rnn, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            if lstm:
+                x, c = torch.lstm_cell(x, (state[0][layer], state[1][layer]), *weights)
+                cs.append(c)
+            else:
+                x = torch.gru_cell(x, state[layer], *weights)
+            hs.append(x)
+        return x, ((torch.stack(hs), torch.stack(cs)) if lstm else torch.stack(hs))
 
     def _initial_state(self, memory: dict | None) -> State | None:
         return None if memory is None else self.bridge(memory["summary"])  # None: zeros

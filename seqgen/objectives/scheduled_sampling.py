@@ -6,8 +6,8 @@ Two ways to make the model tokens:
 
 - `sequential` (exact): one position at a time on the decoder's cache (an RNN's hidden state, a
   Transformer's key/value cache), so the token fed at t+1 comes from a prediction made on the
-  already-mixed prefix. `use_cache: false` re-runs the whole prefix at every position instead (the
-  quadratic reference).
+  already-mixed prefix; then one loss pass over the mixed inputs. `use_cache: false` re-runs the
+  whole prefix at every position instead (the quadratic reference).
 - `parallel` (Duckworth et al. 2019): `passes` whole-sequence passes without gradient, each making
   the model tokens from the previous pass's mixture, then one loss pass. passes = 1 is the two-pass
   scheme of Mihaylova & Martins (2019); the model inputs may then also be probability vectors
@@ -31,6 +31,7 @@ from seqgen.errors import UserError
 from seqgen.models.base import Generator
 from seqgen.objectives.base import Objective
 from seqgen.objectives.teacher_forcing import token_nll
+from seqgen.sampling import categorical
 from seqgen.schedules import check_epsilon_schedule, epsilon
 
 SOFT_FEEDS = ("softmax", "gumbel")
@@ -111,31 +112,35 @@ class ScheduledSampling(Objective):
 
     def _token(self, logits: torch.Tensor) -> torch.Tensor:
         """Ids (...,) made from detached logits (..., V): a sample or the argmax."""
-        if self.cfg.feed == "argmax":
-            return logits.argmax(-1)
-        probs = logits.float().softmax(-1)
-        return torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1).view(probs.shape[:-1])
+        return logits.argmax(-1) if self.cfg.feed == "argmax" else categorical(logits)
+
+    # Sequential mode makes the mixed inputs first, without gradient, then computes the loss in one
+    # teacher-forced pass over them. The inputs depend only on detached quantities and a causal decoder's
+    # logits at t depend only on the inputs up to t, so the loss and its gradients are those of stepping
+    # through the sequence with gradient (identical without dropout; with dropout the token fed at t + 1
+    # is drawn under a dropout mask independent of the loss pass's) at the cost of one inference pass and
+    # one teacher-forcing step, instead of T small steps forward and backward.
 
     def _sequential_cached(self, inputs: torch.Tensor, use_model: torch.Tensor, memory: Any) -> torch.Tensor:
-        """(B, T) gold inputs -> (B, T) logits, one `step` per position on the decoder's cache."""
-        state, x, logits = None, inputs[:, 0], []
-        for t in range(inputs.shape[1]):
-            out, state = self.generator.step(x, memory, state)  # (B, V), with gradient
-            logits.append(out)
-            if t + 1 < inputs.shape[1]:
-                x = torch.where(use_model[:, t + 1], self._token(out.detach()), inputs[:, t + 1])
-        return torch.stack(logits, 1)
+        """(B, T) gold inputs -> (B, T, V) logits; the mixing takes one `step` per position on the
+        decoder's cache."""
+        with torch.no_grad():
+            state, x, fed = None, inputs[:, 0], [inputs[:, 0]]
+            for t in range(inputs.shape[1] - 1):
+                out, state = self.generator.step(x, memory, state)  # (B, V)
+                x = torch.where(use_model[:, t + 1], self._token(out), inputs[:, t + 1])
+                fed.append(x)
+        return self.generator(torch.stack(fed, 1), memory)
 
     def _sequential_uncached(self, inputs: torch.Tensor, use_model: torch.Tensor, memory: Any) -> torch.Tensor:
-        """As `_sequential_cached`, re-running the whole mixed prefix at every position."""
-        fed, logits = inputs[:, :1], []
-        for t in range(inputs.shape[1]):
-            out = self.generator(fed, memory)[:, -1]  # (B, V), with gradient
-            logits.append(out)
-            if t + 1 < inputs.shape[1]:
-                x = torch.where(use_model[:, t + 1], self._token(out.detach()), inputs[:, t + 1])
+        """As `_sequential_cached`, re-running the whole mixed prefix at every position (the reference)."""
+        with torch.no_grad():
+            fed = inputs[:, :1]
+            for t in range(inputs.shape[1] - 1):
+                out = self.generator(fed, memory)[:, -1]  # (B, V)
+                x = torch.where(use_model[:, t + 1], self._token(out), inputs[:, t + 1])
                 fed = torch.cat([fed, x[:, None]], 1)
-        return torch.stack(logits, 1)
+        return self.generator(fed, memory)
 
     def _parallel(self, inputs: torch.Tensor, use_model: torch.Tensor, memory: Any) -> torch.Tensor:
         """(B, T) gold inputs -> (B, T, V) logits of the loss pass after `passes` mixing passes.
