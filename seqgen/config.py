@@ -185,7 +185,8 @@ class ScheduledSamplingConfig:
     unit: Literal["step", "epoch"] = "step"
     """What i counts: optimizer steps, or epochs (steps · accumulated batches / batches per epoch)."""
     mode: Literal["sequential", "parallel"] = "sequential"
-    """`sequential`: exact, one position at a time on the decoder's cache. `parallel`: `passes`
+    """`sequential`: exact, the inputs made one position at a time on the decoder's cache, then the
+    loss in one pass over them. `parallel`: `passes`
     teacher-forced-style passes without gradient, each mixing model tokens into the inputs, and the
     loss on one more pass (Duckworth et al. 2019; passes = 1 is the two-pass scheme)."""
     passes: int = 1
@@ -196,8 +197,8 @@ class ScheduledSamplingConfig:
     gumbel_temperature: float = 1.0
     """`feed: gumbel`: the Gumbel-softmax temperature τ."""
     use_cache: bool = True
-    """Sequential Transformer: step on the key/value cache (False re-runs the whole prefix at each
-    position: same result, quadratic cost; kept as the reference)."""
+    """Sequential mode: step on the decoder's cache (False re-runs the whole prefix at each position:
+    same result, quadratic cost; kept as the reference)."""
 
 
 @dataclass
