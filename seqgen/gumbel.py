@@ -10,6 +10,7 @@ matrix sends gradient back to every generator step.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -52,7 +53,8 @@ def gumbel_noise(shape: tuple[int, ...], *, device: torch.device | str = "cpu",
     return -torch.log(-torch.log(u.clamp(min=torch.finfo(u.dtype).tiny)))
 
 
-def relax(logits: Tensor, noise: Tensor, tau: float, hard: bool) -> tuple[Tensor, Tensor, Tensor]:
+def relax(logits: Tensor, noise: Tensor, tau: float, hard: bool,
+          ids: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """The Gumbel-softmax sample of `logits` for given Gumbel `noise`.
 
     Args:
@@ -60,13 +62,14 @@ def relax(logits: Tensor, noise: Tensor, tau: float, hard: bool) -> tuple[Tensor
         noise: (..., V) standard Gumbel noise.
         tau: temperature (> 0).
         hard: return the straight-through sample instead of the soft one.
+        ids: (...) the ids already drawn with this noise, if any (default: argmax(o + g)).
 
     Returns:
         sample (..., V) float32 (straight-through when `hard`), soft (..., V) the soft sample
         ŷ = softmax((o + g) / τ), and ids (...) long = argmax(o + g).
     """
     perturbed = logits.float() + noise
-    ids = perturbed.argmax(-1)
+    ids = perturbed.argmax(-1) if ids is None else ids
     soft = (perturbed / tau).softmax(-1)
     if not hard:
         return soft, soft, ids
@@ -112,6 +115,12 @@ def gumbel_rollout(model: Generator, *, context: Context | None = None, num_sequ
     also flows through the recurrence). Decoding stops after `max_len` positions or once every row
     has produced an EOS. The model runs in whatever mode it is in (dropout included).
 
+    With `feed="hard"` and gradients enabled, the ids are decoded without gradient (keeping the
+    noise), and the relaxed tokens then come from one teacher-forced pass over [BOS, ids] with that
+    noise: the inputs carry no gradient, so this gives the same tokens, values and gradients as
+    decoding with gradient (without dropout; with dropout the pass draws other masks than the
+    decoding did), at the cost of one training pass instead of T one-position graphs.
+
     To compare rollouts with real targets (`Batch.targets`, which hold up to `data.max_length`
     tokens and their EOS), pass `max_len = data.max_length + 1`.
 
@@ -151,22 +160,32 @@ def gumbel_rollout(model: Generator, *, context: Context | None = None, num_sequ
     # Fed inputs, BOS first: ids for feed="hard", float vectors (BOS one-hot) for feed="soft".
     fed = [bos if feed == "hard" else torch.nn.functional.one_hot(bos, vocab.size).float()]
     finished = torch.zeros(batch_size, dtype=torch.bool, device=device)
-    state, samples, ids = None, [], []
-    for _ in range(max_len):
-        if use_cache:
-            inputs = bos if state is None else fed[-1]  # the cache path reads BOS as an id
-            logits, state = model.step(inputs, memory, state)
-        else:
-            logits = model(torch.stack(fed, 1), memory)[:, -1]
-        noise = gumbel_noise(tuple(logits.shape), device=device, generator=generator)
-        sample, soft, token = relax(logits, noise, tau, hard)
-        samples.append(sample)
-        ids.append(token)
-        fed.append(token if feed == "hard" else soft)
-        finished |= token == vocab.eos_id
-        if finished.all():
-            break
-    probs, tokens = torch.stack(samples, 1), torch.stack(ids, 1)  # (B, T, V), (B, T)
+    rescore = feed == "hard" and torch.is_grad_enabled()
+    state, samples, ids, noises = None, [], [], []
+    with torch.no_grad() if rescore else contextlib.nullcontext():
+        for _ in range(max_len):
+            if use_cache:
+                inputs = bos if state is None else fed[-1]  # the cache path reads BOS as an id
+                logits, state = model.step(inputs, memory, state)
+            else:
+                logits = model(torch.stack(fed, 1), memory)[:, -1]
+            noise = gumbel_noise(tuple(logits.shape), device=device, generator=generator)
+            sample, soft, token = relax(logits, noise, tau, hard)
+            if rescore:
+                noises.append(noise)
+            else:
+                samples.append(sample)
+            ids.append(token)
+            fed.append(token if feed == "hard" else soft)
+            finished |= token == vocab.eos_id
+            if finished.all():
+                break
+    tokens = torch.stack(ids, 1)  # (B, T)
+    if rescore:
+        logits = model(torch.stack(fed[:-1], 1), memory)  # (B, T, V), with gradient
+        probs = relax(logits, torch.stack(noises, 1), tau, hard, tokens)[0]
+    else:
+        probs = torch.stack(samples, 1)  # (B, T, V)
     is_eos = tokens == vocab.eos_id
     mask = (is_eos.cumsum(1) - is_eos.long()) == 0  # no EOS strictly before t
     return Rollout(probs=probs * mask[..., None], tokens=tokens.masked_fill(~mask, vocab.pad_id), mask=mask)
