@@ -9,8 +9,7 @@ process: a critic update (Gumbel rollouts without gradient for the batch's rows,
 them and on the batch's targets, backward, gradient clipping, AdamW step, zero_grad), then a generator
 update (Gumbel rollouts decoded on the generator's cache, re-scored in one pass with gradient and
 scored by the frozen critic, the generator loss, backward, clipping, AdamW step, zero_grad). A
-teacher-forcing step is
-`TeacherForcing(batch)`, backward, clipping, AdamW step, zero_grad. Clipping is at `--max-grad-norm`
+teacher-forcing step is `TeacherForcing(batch)`, backward, clipping, AdamW step, zero_grad. Clipping is at `--max-grad-norm`
 (train.max_grad_norm's default 1.0) on every side. Every variant trains a fresh copy of one generator
 (same config and seed, so the same weights; the critic too) on the same batches, in this one process
 with the same threads:
