@@ -128,8 +128,28 @@ def _parser() -> argparse.ArgumentParser:
                    help="recipe overrides of the toy runs (oracle.key=value: of the oracle runs)")
     i.set_defaults(run=_experiment_inconsistency)
 
+    j = studies.add_parser("js-pi", help="JS_π moves a fit from covering P's mass to seeking its modes as π "
+                           "grows: a Gaussian fitted to a 2-D mixture, an enumerable toy and an oracle LSTM")
+    j.add_argument("--out", default="runs/js_pi", help="folder for the runs, results.json, report.md and the "
+                   "figures")
+    j.add_argument("--size", default="full", help="full (tens of minutes on a CPU), demo or tiny: the "
+                   "recipes of the runs before overrides")
+    j.add_argument("--pis", default="0.05,0.1,0.25,0.5,0.75,0.9,0.95",
+                   help="class priors π of the continuous and sequence steps, comma-separated")
+    j.add_argument("--oracle-pis", default="0.25,0.5,0.75,0.9",
+                   help="class priors π of the oracle step, comma-separated")
+    j.add_argument("--no-continuous", dest="continuous", action="store_false",
+                   help="skip the Gaussian fits to a 2-D mixture")
+    j.add_argument("--no-toy", dest="toy", action="store_false", help="skip the runs on the enumerable toy")
+    j.add_argument("--no-oracle", dest="oracle", action="store_false", help="skip the oracle LSTM runs")
+    j.add_argument("--overwrite", action="store_true", help="replace what --out holds")
+    j.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="recipe overrides of the toy runs (adversarial.key=value: of its JS_π runs only; "
+                        "oracle.key=value and oracle.adversarial.key=value: of the oracle runs)")
+    j.set_defaults(run=_experiment_js_pi)
+
     d = sub.add_parser("demo", help="the main job on an embedded default, in a few minutes on a CPU")
-    d.add_argument("--out", default="runs/demo", help="where to write the demo's runs, report and figures")
+    d.add_argument("--out", default="runs/demo", help="where to write the demo's runs, reports and figures")
     d.set_defaults(run=_demo)
     return p
 
@@ -205,17 +225,35 @@ def _check(args: argparse.Namespace) -> None:
 def _experiment_inconsistency(args: argparse.Namespace) -> None:
     from seqgen.experiments.inconsistency import run_inconsistency
 
-    try:
-        epsilons = [float(e) for e in args.epsilons.split(",")]
-    except ValueError:
-        raise UserError(f"--epsilons must be comma-separated numbers, got {args.epsilons!r}") from None
-    result = run_inconsistency(args.out, args.overrides, size=args.size, epsilons=epsilons,
-                               oracle=args.oracle, overwrite=args.overwrite)
+    result = run_inconsistency(args.out, args.overrides, size=args.size,
+                               epsilons=_numbers(args.epsilons, "--epsilons"), oracle=args.oracle,
+                               overwrite=args.overwrite)
+    _print_study(result)
+
+
+def _experiment_js_pi(args: argparse.Namespace) -> None:
+    from seqgen.experiments.js_pi import run_js_pi
+
+    result = run_js_pi(args.out, args.overrides, size=args.size, pis=_numbers(args.pis, "--pis"),
+                       oracle_pis=_numbers(args.oracle_pis, "--oracle-pis"), continuous=args.continuous,
+                       toy=args.toy, oracle=args.oracle, overwrite=args.overwrite)
+    _print_study(result)
+
+
+def _print_study(result) -> None:
+    """A study's tables, then where its files are."""
     print()
     print(result.table())
     print()
     for name, path in result.files.items():
         print(f"{name:<14} {path}")
+
+
+def _numbers(text: str, option: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise UserError(f"{option} must be comma-separated numbers, got {text!r}") from None
 
 
 def _demo(args: argparse.Namespace) -> None:

@@ -1,10 +1,16 @@
-"""`seqgen demo`: the main job on embedded data, in a few minutes on a CPU.
+"""`seqgen demo`: the main jobs on embedded data, in a few minutes on a CPU.
 
-Runs the scheduled-sampling inconsistency study (`seqgen.experiments.inconsistency`) at its demo size:
-an LSTM trained by teacher forcing, by scheduled sampling at fixed ε and with ε annealed to 0, on an
-enumerable two-token toy distribution, measured exactly against the closed-form optimum of each
-objective; then teacher forcing against annealed scheduled sampling on a small random oracle LSTM.
-Everything it needs ships with the package.
+Runs two studies at their demo size, each into its own folder:
+
+- `inconsistency/`: scheduled sampling's inconsistency (`seqgen.experiments.inconsistency`): an LSTM
+  trained by teacher forcing, by scheduled sampling at fixed ε and with ε annealed to 0, on an
+  enumerable two-token toy distribution, measured exactly against the closed-form optimum of each
+  objective; then teacher forcing against annealed scheduled sampling on a small random oracle LSTM;
+- `js_pi/`: the JS_π interpolation (`seqgen.experiments.js_pi`), its continuous and sequence steps: one
+  Gaussian fitted to a 2-D mixture by JS_π over a grid of π, then a generator too small for a toy
+  distribution trained by teacher forcing and by JS_π adversarial training at each π, measured exactly.
+
+Everything they need ships with the package.
 """
 
 from __future__ import annotations
@@ -14,16 +20,29 @@ from pathlib import Path
 import torch
 
 from seqgen.experiments.inconsistency import StudyResult, run_inconsistency
+from seqgen.experiments.js_pi import JsPiResult, run_js_pi
 
 
-def demo(out: str | Path = "runs/demo") -> StudyResult:
-    """Run the study at demo size into `out` (replacing an earlier demo there), print its table and
-    say where the report and figures are; returns the study's result."""
+def demo(out: str | Path = "runs/demo") -> tuple[StudyResult, JsPiResult]:
+    """Run both studies at demo size into `out`/inconsistency and `out`/js_pi (replacing an earlier demo
+    there), print their tables and say where the reports and figures are; returns both results."""
     # The demo's models are tiny: two threads gain little on them, and slow down by an order of magnitude
     # as soon as another process competes for the cores.
     torch.set_num_threads(1)
-    print(f"seqgen demo: scheduled sampling's inconsistency, measured exactly on a toy distribution -> {out}")
-    result = run_inconsistency(out, size="demo", overwrite=True)
+    out = Path(out)
+    print(f"seqgen demo 1/2: scheduled sampling's inconsistency, measured exactly on a toy distribution "
+          f"-> {out / 'inconsistency'}")
+    inconsistency = run_inconsistency(out / "inconsistency", size="demo", overwrite=True)
+    _show(inconsistency)
+    print()
+    print(f"seqgen demo 2/2: JS_π from mass-covering to mode-seeking, on a 2-D mixture and a toy "
+          f"distribution -> {out / 'js_pi'}")
+    js_pi = run_js_pi(out / "js_pi", size="demo", oracle=False, overwrite=True)
+    _show(js_pi)
+    return inconsistency, js_pi
+
+
+def _show(result: StudyResult | JsPiResult) -> None:
     print()
     print(result.table())
     print()
@@ -31,4 +50,3 @@ def demo(out: str | Path = "runs/demo") -> StudyResult:
     print(f"results: {result.files['results']}")
     figures = [str(path) for path in result.files.values() if path.suffix == ".png"]
     print(f"figures: {', '.join(figures)}")
-    return result

@@ -77,3 +77,70 @@ def plot_heatmaps(tables: dict[str, Sequence[Sequence[float]]], symbols: Sequenc
                             color="white" if value < top / 2 else "black")
     fig.colorbar(image, ax=list(axes), shrink=0.8, label="probability")
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
+
+
+def plot_kl_against_pi(runs: Sequence[dict[str, Any]], reference: dict[str, float], path: Path) -> None:
+    """KL[P‖Q] and KL[Q‖P] of JS_π fits against π, one panel each, over a reference fit's level.
+
+    Args:
+        runs: fits with `method` ("adversarial", "exact"; others are skipped), `pi`, `kl_p_q`, `kl_q_p`.
+        reference: `kl_p_q` and `kl_q_p` of the reference (teacher forcing), drawn as horizontal lines.
+        path: the PNG to write.
+    """
+    fig = Figure(figsize=(10, 4.2), layout="constrained")
+    axes = fig.subplots(1, 2)
+    styles = {"exact": {"marker": "o", "color": "tab:blue", "label": "exact JS_π descent"},
+              "adversarial": {"marker": "s", "color": "tab:orange", "label": "JS_π adversarial training"}}
+    for ax, (kl, label) in zip(axes, (("kl_p_q", "KL[P‖Q]"), ("kl_q_p", "KL[Q‖P]"))):
+        for method, style in styles.items():
+            curve = sorted((r for r in runs if r["method"] == method), key=lambda r: r["pi"])
+            if curve:
+                ax.plot([r["pi"] for r in curve], [r[kl] for r in curve], **style)
+        ax.axhline(reference[kl], color="tab:green", linestyle="--", linewidth=1, label="teacher forcing")
+        ax.set_xlabel("π")
+        ax.set_ylabel(f"{label}, nats")
+        ax.set_title(f"{label} of the JS_π fit against π")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.savefig(path, dpi=DPI)
+
+
+def plot_oracle_tradeoff(curve: Sequence[dict[str, float]], runs: Sequence[dict[str, Any]], own: float,
+                         path: Path) -> None:
+    """NLL_test against NLL_oracle: teacher forcing's temperature curve and the JS_π runs' points.
+
+    Args:
+        curve: teacher forcing's sweep, rows with `alpha`, `nll_oracle`, `nll_test`.
+        runs: the oracle runs (`method`, `pi`, `nll_oracle`, `nll_test`); teacher forcing is drawn as
+            part of the curve, the adversarial runs as points labelled with their π.
+        own: the oracle's NLL of its own samples, the floor of both axes in expectation.
+        path: the PNG to write.
+    """
+    fig = Figure(figsize=(6.4, 4.8))
+    ax = fig.add_subplot()
+    points = sorted(curve, key=lambda r: r["alpha"])
+    ax.plot([r["nll_oracle"] for r in points], [r["nll_test"] for r in points], marker=".", color="0.4",
+            label="teacher forcing, temperature swept")
+    for r in points:
+        ax.annotate(f"α={r['alpha']:g}", (r["nll_oracle"], r["nll_test"]), textcoords="offset points",
+                    xytext=(4, 4), fontsize=7, color="0.4")
+    for r in runs:
+        if r["method"] == "teacher_forcing":
+            ax.scatter(r["nll_oracle"], r["nll_test"], marker="D", color="tab:green", zorder=3,
+                       label="teacher forcing, α = 1")
+    adversarial = [r for r in runs if r["method"] == "adversarial"]
+    if adversarial:
+        ax.scatter([r["nll_oracle"] for r in adversarial], [r["nll_test"] for r in adversarial], marker="s",
+                   color="tab:orange", zorder=3, label="JS_π adversarial training")
+        for r in adversarial:
+            ax.annotate(f"π={r['pi']:g}", (r["nll_oracle"], r["nll_test"]), textcoords="offset points",
+                        xytext=(4, -10), fontsize=8, color="tab:orange")
+    ax.axvline(own, color="0.6", linestyle=":", label="oracle's own samples")
+    ax.set_xlabel("NLL_oracle, nats/token (lower = better quality)")
+    ax.set_ylabel("NLL_test, nats/token (lower = better coverage)")
+    ax.set_title("Quality against coverage on the oracle LSTM")
+    ax.margins(0.1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
