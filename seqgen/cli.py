@@ -48,7 +48,6 @@ def _quiet_libraries(verbose: bool) -> None:
     if verbose:
         return
     import datasets
-
     import transformers
 
     datasets.disable_progress_bars()
