@@ -10,7 +10,6 @@ import torch
 from seqgen.cli import main
 from seqgen.data.synthetic.toy import ToyDistribution
 from seqgen.errors import UserError
-from seqgen.experiments import inconsistency
 from seqgen.experiments.inconsistency import closed_form_optimum, run_inconsistency
 from seqgen.metrics.exact import kl, product_of_marginals
 
@@ -145,21 +144,3 @@ def test_cli_bad_input_exits_with_one_line(tmp_path, capsys, argv, message):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
-
-
-@pytest.mark.slow
-def test_demo_prints_the_table_and_says_where_the_report_is(tmp_path, capsys, monkeypatch):
-    small = inconsistency.SIZES["small"]
-    quick = inconsistency.StudySize(
-        toy={**small.toy, "train": {**small.toy["train"], "max_steps": 10}},
-        oracle={**small.oracle, "train": {**small.oracle["train"], "max_steps": 5}})
-    monkeypatch.setitem(inconsistency.SIZES, "demo", quick)
-    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # leave the test process's setting alone
-    out = tmp_path / "demo"
-    (out / "toy").mkdir(parents=True)  # an earlier demo's folder is replaced
-    main(["demo", "--out", str(out)])
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert any(line.startswith("ss_eps0.75") for line in lines)
-    assert lines[-3:] == [f"report:  {out / 'report.md'}", f"results: {out / 'results.json'}",
-                          f"figures: {out / 'kl_vs_epsilon.png'}, {out / 'heatmaps.png'}"]
-    assert len(json.loads((out / "results.json").read_text())["runs"]) == 7
