@@ -107,7 +107,8 @@ def plot_kl_against_pi(runs: Sequence[dict[str, Any]], reference: dict[str, floa
 
 def plot_oracle_tradeoff(curve: Sequence[dict[str, float]], runs: Sequence[dict[str, Any]], own: float,
                          path: Path) -> None:
-    """NLL_test against NLL_oracle: teacher forcing's temperature curve and the JS_π runs' points.
+    """NLL_test against NLL_oracle: teacher forcing's temperature curve and the JS_π runs' points, whole
+    (left) and zoomed on the runs (right).
 
     Args:
         curve: teacher forcing's sweep, rows with `alpha`, `nll_oracle`, `nll_test`.
@@ -116,31 +117,39 @@ def plot_oracle_tradeoff(curve: Sequence[dict[str, float]], runs: Sequence[dict[
         own: the oracle's NLL of its own samples, the floor of both axes in expectation.
         path: the PNG to write.
     """
-    fig = Figure(figsize=(6.4, 4.8))
-    ax = fig.add_subplot()
+    fig = Figure(figsize=(12, 4.8), layout="constrained")
     points = sorted(curve, key=lambda r: r["alpha"])
-    ax.plot([r["nll_oracle"] for r in points], [r["nll_test"] for r in points], marker=".", color="0.4",
-            label="teacher forcing, temperature swept")
-    for r in points:
-        ax.annotate(f"α={r['alpha']:g}", (r["nll_oracle"], r["nll_test"]), textcoords="offset points",
-                    xytext=(4, 4), fontsize=7, color="0.4")
-    for r in runs:
-        if r["method"] == "teacher_forcing":
-            ax.scatter(r["nll_oracle"], r["nll_test"], marker="D", color="tab:green", zorder=3,
-                       label="teacher forcing, α = 1")
     adversarial = [r for r in runs if r["method"] == "adversarial"]
-    if adversarial:
-        ax.scatter([r["nll_oracle"] for r in adversarial], [r["nll_test"] for r in adversarial], marker="s",
-                   color="tab:orange", zorder=3, label="JS_π adversarial training")
-        for r in adversarial:
-            ax.annotate(f"π={r['pi']:g}", (r["nll_oracle"], r["nll_test"]), textcoords="offset points",
-                        xytext=(4, -10), fontsize=8, color="tab:orange")
-    ax.axvline(own, color="0.6", linestyle=":", label="oracle's own samples")
-    ax.set_xlabel("NLL_oracle, nats/token (lower = better quality)")
-    ax.set_ylabel("NLL_test, nats/token (lower = better coverage)")
-    ax.set_title("Quality against coverage on the oracle LSTM")
-    ax.margins(0.1)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    for i, ax in enumerate(fig.subplots(1, 2)):
+        ax.plot([r["nll_oracle"] for r in points], [r["nll_test"] for r in points], marker=".", color="0.4",
+                label="teacher forcing, temperature swept")
+        for r in points:
+            ax.annotate(f"α={r['alpha']:g}", (r["nll_oracle"], r["nll_test"]), textcoords="offset points",
+                        xytext=(4, 4), fontsize=7, color="0.4", annotation_clip=True)
+        for r in runs:
+            if r["method"] == "teacher_forcing":
+                ax.scatter(r["nll_oracle"], r["nll_test"], marker="D", color="tab:green", zorder=3,
+                           label="teacher forcing, α = 1")
+        if adversarial:
+            ax.scatter([r["nll_oracle"] for r in adversarial], [r["nll_test"] for r in adversarial], marker="s",
+                       color="tab:orange", zorder=3, label="JS_π adversarial training")
+            for r in adversarial if i else ():  # the runs' labels would overlap at the full scale
+                ax.annotate(f"π={r['pi']:g}", (r["nll_oracle"], r["nll_test"]), textcoords="offset points",
+                            xytext=(4, -10), fontsize=8, color="tab:orange", annotation_clip=True)
+        ax.set_xlabel("NLL_oracle, nats/token (lower = better quality)")
+        ax.set_ylabel("NLL_test, nats/token (lower = better coverage)")
+        ax.grid(alpha=0.3)
+    left, right = fig.axes
+    left.axvline(own, color="0.6", linestyle=":", label="oracle's own samples")
+    left.margins(0.1)
+    left.set_title("Quality against coverage on the oracle LSTM")
+    left.legend(fontsize=8)
+    # the runs usually sit close together near α = 1: the right panel shows them and the curve there
+    xs = [r["nll_oracle"] for r in runs]
+    ys = [r["nll_test"] for r in runs]
+    pad_x = max(0.5 * (max(xs) - min(xs)), 1e-3)
+    pad_y = max(0.5 * (max(ys) - min(ys)), 1e-3)
+    right.set_xlim(min(xs) - pad_x, max(xs) + pad_x)
+    right.set_ylim(min(ys) - pad_y, max(ys) + pad_y)
+    right.set_title("Zoomed on the runs")
     fig.savefig(path, dpi=DPI)
