@@ -48,6 +48,7 @@ import statistics
 from collections.abc import Callable
 
 import torch
+from bench_scheduled_sampling import SPECIALS, make_batches, model_config
 from common import (
     add_device_args,
     autocast,
@@ -60,14 +61,13 @@ from common import (
     write_json,
 )
 
-from seqgen.config import AdversarialConfig, ModelConfig
+from seqgen.config import AdversarialConfig
 from seqgen.data.batch import Batch, Vocab
 from seqgen.gumbel import Rollout, gumbel_rollout
 from seqgen.models import Generator, build_generator
 from seqgen.objectives import Adversarial, TeacherForcing
 from seqgen.objectives.adversarial import GeneratorPlayer, pad_rollout
 
-SPECIALS = 4  # PAD, BOS, EOS, UNK come before a fixed vocabulary's symbols (seqgen/data/tokenizer.py)
 MAX_STEPS = 3000  # N of the temperature schedule (the recipes' train.max_steps)
 CRITIC = AdversarialConfig(pi=0.5, critic="cnn", critic_embedding_dim=64, critic_hidden_dim=64,
                            critic_lr=1e-4, critic_steps=1, generator_loss="minimax", temperature="exponential",
@@ -104,29 +104,6 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     fill_sizes(args, SIZES)
     return args
-
-
-def model_config(family: str, args: argparse.Namespace) -> ModelConfig:
-    """bench_train.py's models: GPT-2 (dropout 0, seqgen's default) and a tied 1-layer LSTM."""
-    if family == "gpt2":
-        return ModelConfig(family="transformer", arch="gpt2", num_hidden_layers=args.layers,
-                           hidden_size=args.width, num_attention_heads=args.heads,
-                           max_positions=max(args.lengths))
-    return ModelConfig(family="rnn", cell="lstm", embedding_dim=args.rnn_dim, hidden_dim=args.rnn_dim,
-                       num_layers=1, dropout=0.0, tie_embeddings=True)
-
-
-def make_batches(vocab: Vocab, length: int, count: int, args: argparse.Namespace,
-                 device: torch.device) -> list[Batch]:
-    """`count` batches of `args.batch_size` rows `BOS x_1 .. x_{T-1} EOS`, tokens (B, T + 1)."""
-    rng = torch.Generator().manual_seed(args.seed)
-    batches = []
-    for _ in range(count):
-        body = torch.randint(SPECIALS, vocab.size, (args.batch_size, length - 1), generator=rng)
-        tokens = torch.cat([torch.full((args.batch_size, 1), vocab.bos_id), body,
-                            torch.full((args.batch_size, 1), vocab.eos_id)], 1)
-        batches.append(Batch(tokens=tokens, mask=torch.ones_like(tokens, dtype=torch.bool)).to(device))
-    return batches
 
 
 class UncachedRollouts(GeneratorPlayer):

@@ -38,6 +38,7 @@ from seqgen.config import RunConfig, load_config
 from seqgen.data.sources import split_seed
 from seqgen.data.synthetic import OracleLSTM, ToyDistribution
 from seqgen.errors import UserError
+from seqgen.experiments.overrides import as_overrides
 from seqgen.experiments.plots import plot_heatmaps, plot_kl_against_epsilon
 from seqgen.metrics.exact import kl, model_log_probs, toy_metrics
 from seqgen.metrics.oracle import oracle_metrics
@@ -270,20 +271,9 @@ def _config(recipe: dict[str, Any], overrides: list[str], output_dir: Path) -> R
     from seqgen.recipes import check_recipe
 
     folder = f"output_dir={json.dumps(str(output_dir))}"
-    cfg = load_config(None, [*_as_overrides(recipe), *overrides, folder])
+    cfg = load_config(None, [*as_overrides(recipe), *overrides, folder])
     check_recipe(cfg)
     return cfg
-
-
-def _as_overrides(recipe: dict[str, Any], prefix: str = "") -> list[str]:
-    """A nested recipe as `a.b=value` overrides (JSON values, which YAML reads back unchanged)."""
-    items = []
-    for key, value in recipe.items():
-        if isinstance(value, dict):
-            items += _as_overrides(value, f"{prefix}{key}.")
-        else:
-            items.append(f"{prefix}{key}={json.dumps(value)}")
-    return items
 
 
 def _toy_plan(epsilons: list[float], max_steps: int) -> list[tuple[str, dict[str, Any], list[str]]]:

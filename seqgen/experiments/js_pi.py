@@ -50,6 +50,7 @@ from seqgen.data.sources import split_seed
 from seqgen.data.synthetic import OracleLSTM, ToyDistribution
 from seqgen.errors import UserError
 from seqgen.experiments import gaussians
+from seqgen.experiments.overrides import as_overrides, yaml_value
 from seqgen.experiments.plots import plot_kl_against_pi, plot_oracle_tradeoff
 from seqgen.metrics.exact import symbol_token_ids, toy_metrics
 from seqgen.metrics.oracle import oracle_metrics
@@ -400,11 +401,11 @@ class _Plan:
         from seqgen.recipes import check_recipe
 
         if pi is None:
-            items = [*_as_overrides(self.recipe), *self.overrides,
+            items = [*as_overrides(self.recipe), *self.overrides,
                      f"output_dir={json.dumps(str(self.teacher))}"]
         else:
-            items = [*_as_overrides(_merged(self.recipe, self.adversarial)), *self.overrides,
-                     *self.adversarial_overrides, f"objective.adversarial.pi={_yaml(pi)}",
+            items = [*as_overrides(_merged(self.recipe, self.adversarial)), *self.overrides,
+                     *self.adversarial_overrides, f"objective.adversarial.pi={yaml_value(pi)}",
                      f"train.init_from={json.dumps(str(self.teacher))}",
                      f"output_dir={json.dumps(str(self.folder / _run_name(pi)))}"]
         cfg = load_config(None, items)
@@ -422,26 +423,6 @@ def _merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     for key, value in changes.items():
         out[key] = _merged(out.get(key, {}), value) if isinstance(value, dict) else value
     return out
-
-
-def _as_overrides(recipe: dict[str, Any], prefix: str = "") -> list[str]:
-    """A nested recipe as `a.b=value` overrides."""
-    items = []
-    for key, value in recipe.items():
-        if isinstance(value, dict):
-            items += _as_overrides(value, f"{prefix}{key}.")
-        else:
-            items.append(f"{prefix}{key}={_yaml(value)}")
-    return items
-
-
-def _yaml(value: Any) -> str:
-    """A value as YAML reads it back unchanged: JSON, except that a float in exponent notation gets its
-    decimal point (YAML 1.1 reads `1e-05` as a string)."""
-    if isinstance(value, float) and "e" in repr(value):
-        mantissa, exponent = repr(value).split("e")
-        return f"{mantissa if '.' in mantissa else mantissa + '.0'}e{exponent}"
-    return json.dumps(value)
 
 
 def _train(cfg: RunConfig) -> tuple[Generator, float]:
