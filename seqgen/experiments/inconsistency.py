@@ -343,16 +343,23 @@ def _measure_toy(generator: Generator, toy: ToyDistribution,
     return row, q
 
 
-def _oracle_study(recipe: dict[str, Any], overrides: list[str], base: RunConfig, oracle: OracleLSTM,
-                  out: Path) -> dict[str, Any]:
-    """Teacher forcing against scheduled sampling annealed to 0 on the oracle LSTM of `base`."""
+def describe_oracle(base: RunConfig, oracle: OracleLSTM) -> dict[str, Any]:
+    """Print and return what an oracle study's runs are measured against: the oracle's sizes, and the
+    NLL_oracle of its own samples (as many as the runs' test split, drawn with that split's seed)."""
     syn, n = base.data.synthetic, base.data.synthetic.num_test
     seed = split_seed(base.seed, "test")  # the runs' test split, never a training sample
     own = oracle.nll_per_token(oracle.sample(n, seed))
-    info = {"weights": syn.weights, "vocab_size": oracle.vocab_size, "length": oracle.length,
-            "num_train": syn.num_train, "num_samples": n, "nll_oracle_own_samples": own}
     print(f"oracle P: {oracle.vocab_size} tokens, length {oracle.length}"
           f"{', weights ' + syn.weights if syn.weights else ', random'}; its own samples' NLL = {own:.4f}")
+    return {"weights": syn.weights, "vocab_size": oracle.vocab_size, "length": oracle.length,
+            "num_train": syn.num_train, "num_samples": n, "nll_oracle_own_samples": own}
+
+
+def _oracle_study(recipe: dict[str, Any], overrides: list[str], base: RunConfig, oracle: OracleLSTM,
+                  out: Path) -> dict[str, Any]:
+    """Teacher forcing against scheduled sampling annealed to 0 on the oracle LSTM of `base`."""
+    info = describe_oracle(base, oracle)
+    n, seed = info["num_samples"], split_seed(base.seed, "test")  # the runs' test split
     plan = [("teacher_forcing", {"method": "teacher_forcing", "schedule": None},
              ["objective.name=teacher_forcing"]),
             ("ss_annealed", {"method": "scheduled_sampling",

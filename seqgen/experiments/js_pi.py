@@ -50,6 +50,7 @@ from seqgen.data.sources import split_seed
 from seqgen.data.synthetic import OracleLSTM, ToyDistribution
 from seqgen.errors import UserError
 from seqgen.experiments import gaussians
+from seqgen.experiments.inconsistency import describe_oracle
 from seqgen.experiments.overrides import as_overrides, yaml_value
 from seqgen.experiments.plots import plot_kl_against_pi, plot_oracle_tradeoff
 from seqgen.metrics.exact import symbol_token_ids, toy_metrics
@@ -510,13 +511,8 @@ def _oracle_study(plan: _Plan, oracle: OracleLSTM, pis: list[float]) -> dict[str
     from seqgen.sweep import sweep
 
     base = plan.config(None)
-    syn, n = base.data.synthetic, base.data.synthetic.num_test
-    seed = split_seed(base.seed, "test")  # the runs' test split, never a training sample
-    own = oracle.nll_per_token(oracle.sample(n, seed))
-    info = {"weights": syn.weights, "vocab_size": oracle.vocab_size, "length": oracle.length,
-            "num_train": syn.num_train, "num_samples": n, "nll_oracle_own_samples": own}
-    print(f"oracle P: {oracle.vocab_size} tokens, length {oracle.length}"
-          f"{', weights ' + syn.weights if syn.weights else ', random'}; its own samples' NLL = {own:.4f}")
+    info = describe_oracle(base, oracle)
+    n, seed = info["num_samples"], split_seed(base.seed, "test")  # the runs' test split
     total = 1 + len(pis)
     runs = []
     for i, pi in enumerate([None, *pis], 1):
