@@ -48,9 +48,8 @@ import statistics
 from collections.abc import Callable
 
 import torch
-from bench_scheduled_sampling import SPECIALS, make_batches, model_config
+from bench_scheduled_sampling import SPECIALS, add_step_args, make_batches, model_config
 from common import (
-    add_device_args,
     autocast,
     fill_sizes,
     machine,
@@ -89,15 +88,7 @@ SIZES = {
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_device_args(parser)
-    parser.add_argument("--models", nargs="+", choices=["gpt2", "lstm"], default=["gpt2", "lstm"])
-    parser.add_argument("--lengths", nargs="+", type=int, help="T: model inputs per row (default 32)")
-    parser.add_argument("--batch-size", type=int, help="rows per step (default 8; quick 2)")
-    parser.add_argument("--warmup", type=int, help="untimed steps per variant and round (default 1)")
-    parser.add_argument("--steps", type=int, help="timed steps per variant and round (default 4)")
-    parser.add_argument("--uncached-steps", type=int,
-                        help="timed steps of the uncached variant per round (default 1; 0: leave it out)")
-    parser.add_argument("--rounds", type=int, help="rounds over all variants (default 3)")
+    add_step_args(parser, "32")  # --uncached-steps 0 leaves the uncached variant out
     parser.add_argument("--lr", type=float, default=3e-4, help="the generator's AdamW learning rate")
     parser.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping on every side")
     parser.add_argument("--seed", type=int, default=0)

@@ -76,17 +76,22 @@ SIZES = {
 }
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_step_args(parser: argparse.ArgumentParser, lengths: str) -> None:
+    """The options of the training-step benchmarks: device, models, sizes, steps and rounds."""
     add_device_args(parser)
     parser.add_argument("--models", nargs="+", choices=["gpt2", "lstm"], default=["gpt2", "lstm"])
-    parser.add_argument("--lengths", nargs="+", type=int, help="T: model inputs per row (default 32 64)")
+    parser.add_argument("--lengths", nargs="+", type=int, help=f"T: model inputs per row (default {lengths})")
     parser.add_argument("--batch-size", type=int, help="rows per step (default 8; quick 2)")
     parser.add_argument("--warmup", type=int, help="untimed steps per variant and round (default 1)")
     parser.add_argument("--steps", type=int, help="timed steps per variant and round (default 4)")
     parser.add_argument("--uncached-steps", type=int,
-                        help="timed steps of the uncached sequential variant per round (default 1)")
+                        help="timed steps of the uncached variant per round (default 1)")
     parser.add_argument("--rounds", type=int, help="rounds over all variants (default 3)")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_step_args(parser, "32 64")
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
