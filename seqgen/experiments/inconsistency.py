@@ -23,10 +23,7 @@ by NLL_oracle (sample quality) and NLL_test (coverage).
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,8 +35,9 @@ from seqgen.config import RunConfig, load_config
 from seqgen.data.sources import split_seed
 from seqgen.data.synthetic import OracleLSTM, ToyDistribution
 from seqgen.errors import UserError
-from seqgen.experiments.overrides import as_overrides
 from seqgen.experiments.plots import plot_heatmaps, plot_kl_against_epsilon
+from seqgen.experiments.runs import as_overrides, train_run
+from seqgen.experiments.tables import aligned, markdown_table
 from seqgen.metrics.exact import kl, model_log_probs, toy_metrics
 from seqgen.metrics.oracle import oracle_metrics
 from seqgen.models.base import Generator
@@ -248,7 +246,7 @@ def run_inconsistency(out_dir: str | Path, overrides: Sequence[str] = (), *, siz
     plan = _toy_plan(epsilons, base.train.max_steps)
     for i, (name, entry, objective) in enumerate(plan, 1):
         cfg = _config(spec.toy, toy_overrides + objective, out / "toy" / name)
-        generator, seconds = _train(cfg)
+        generator, seconds = train_run(cfg)
         row, q = _measure_toy(generator, toy, entry)
         runs.append({"name": name, **row, "steps": cfg.train.max_steps, "seconds": round(seconds, 2),
                      "run_dir": str(cfg.output_dir)})
@@ -299,17 +297,6 @@ def _annealed(max_steps: int) -> list[str]:
     ss = "objective.scheduled_sampling"
     return ["objective.name=scheduled_sampling", f"{ss}.schedule=linear", f"{ss}.unit=step", f"{ss}.k=1.0",
             f"{ss}.c={1.0 / (ANNEAL_FRACTION * max_steps)!r}", f"{ss}.epsilon_min=0.0"]
-
-
-def _train(cfg: RunConfig) -> tuple[Generator, float]:
-    """Train one run (replacing its folder); the trained generator in eval mode and the seconds taken."""
-    from seqgen.train import train
-
-    start = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()):  # the loop's own lines; the study prints its own
-        generator, _ = train(cfg, overwrite=True)
-    generator.eval()
-    return generator, time.perf_counter() - start
 
 
 def _describe_toy(toy: ToyDistribution, cfg: RunConfig) -> dict[str, Any]:
@@ -368,7 +355,7 @@ def _oracle_study(recipe: dict[str, Any], overrides: list[str], base: RunConfig,
     runs = []
     for i, (name, entry, objective) in enumerate(plan, 1):
         cfg = _config(recipe, overrides + objective, out / "oracle" / name)
-        generator, seconds = _train(cfg)
+        generator, seconds = train_run(cfg)
         metrics = oracle_metrics(generator, oracle.to(generator.input_embeddings.device), n, seed)
         runs.append({"name": name, **entry, **metrics, "steps": cfg.train.max_steps,
                      "seconds": round(seconds, 2), "run_dir": str(cfg.output_dir)})
@@ -436,28 +423,18 @@ def _oracle_rows(result: StudyResult) -> tuple[list[str], list[list[str]]]:
 
 
 def _text_table(result: StudyResult) -> str:
-    def aligned(header: list[str], rows: list[list[str]]) -> list[str]:
-        widths = [max(len(c) for c in column) for column in zip(header, *rows)]
-        return ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-                for row in [header, *rows]]
-
     toy = result.toy
     lines = [(f"toy P ({toy['vocab_size']} symbols, length {toy['length']}): multi-information I(P) = "
               f"{toy['multi_information_p']:.4f} nats, training sample's KL from P = "
               f"{toy['kl_empirical_p']:.4f}"),
-             *aligned(*_rows(result))]
+             *aligned(*_rows(result), left=2)]
     if result.oracle:
         info = result.oracle["oracle"]
         lines += ["", f"oracle LSTM ({info['vocab_size']} tokens, length {info['length']}), nats per token:",
-                  *aligned(*_oracle_rows(result))]
+                  *aligned(*_oracle_rows(result), left=2)]
     lines += ["", *(f"{'pass' if c['passed'] else 'MISS'}  {c['run']}: {c['claim']}: {c['value']:.4f}"
                     for c in result.checks)]
     return "\n".join(lines)
-
-
-def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-                      *("| " + " | ".join(row) + " |" for row in rows)])
 
 
 def _write(result: StudyResult, toy: ToyDistribution, tables: dict[str, torch.Tensor],
@@ -496,7 +473,7 @@ def _report(result: StudyResult, files: dict[str, Path]) -> str:
               "model conditioned on the support (`mass outside` is what it puts elsewhere). Q*_ε is the "
               "closed-form optimum of scheduled sampling, Q*_ε(x2 | x1) = ε·P(x2 | x1) + (1 − ε)·P(x2); "
               "teacher forcing is compared with Q*_1 = P and the annealed run with Q*_0 = ∏_t P_t."), "",
-             _markdown_table(*_rows(result)), "", "## Reading", "", _reading(result), "", "## Checks", ""]
+             markdown_table(*_rows(result)), "", "## Reading", "", _reading(result), "", "## Checks", ""]
     lines += [f"- {'pass' if c['passed'] else '**miss**'}: `{c['run']}`: {c['claim']}: {c['value']:.4f}"
               for c in result.checks]
     if result.oracle:
@@ -508,7 +485,7 @@ def _report(result: StudyResult, files: dict[str, Path]) -> str:
                    "sequences, nats per token. NLL_oracle = −E_Q log P / T (sample quality), NLL_test = "
                    "−E_P log Q / T (coverage; its floor is the oracle's own entropy rate, estimated by the "
                    "last row)."), "",
-                  _markdown_table(*_oracle_rows(result))]
+                  markdown_table(*_oracle_rows(result))]
     figures = [(name, path) for name, path in files.items() if path.suffix == ".png"]
     if figures:
         lines += ["", "## Figures", ""]

@@ -30,9 +30,7 @@ folder per training run (`toy/<run>/`, `oracle/<run>/`), `oracle/sweep/`, `resul
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import itertools
 import json
 import math
@@ -51,8 +49,9 @@ from seqgen.data.synthetic import OracleLSTM, ToyDistribution
 from seqgen.errors import UserError
 from seqgen.experiments import gaussians
 from seqgen.experiments.inconsistency import describe_oracle
-from seqgen.experiments.overrides import as_overrides, yaml_value
 from seqgen.experiments.plots import plot_kl_against_pi, plot_oracle_tradeoff
+from seqgen.experiments.runs import as_overrides, train_run, yaml_value
+from seqgen.experiments.tables import aligned, markdown_table
 from seqgen.metrics.exact import symbol_token_ids, toy_metrics
 from seqgen.metrics.oracle import oracle_metrics
 from seqgen.models.base import Generator
@@ -426,16 +425,6 @@ def _merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _train(cfg: RunConfig) -> tuple[Generator, float]:
-    """Train one run (replacing its folder); the trained generator in eval mode and the seconds taken."""
-    from seqgen.train import train
-
-    start = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()):  # the loop's own lines; the study prints its own
-        generator, _ = train(cfg, overwrite=True)
-    return generator.eval(), time.perf_counter() - start
-
-
 def _toy_study(plan: _Plan, toy: ToyDistribution, pis: list[float], spec: StudySize) -> dict[str, Any]:
     """Teacher forcing, JS_π adversarial training and exact JS_π descent at each π, on the toy."""
     base = plan.config(None)
@@ -447,7 +436,7 @@ def _toy_study(plan: _Plan, toy: ToyDistribution, pis: list[float], spec: StudyS
                      f"{base.model.hidden_dim}"}
     print(f"sequences: toy P with {toy.vocab_size} symbols, length {toy.max_length}, H(P) = "
           f"{info['entropy_p']:.4f} nats; generator: {info['model']}")
-    teacher, seconds = _train(base)
+    teacher, seconds = train_run(base)
     # every fit starts from teacher forcing: its own JS_π at each π is where each fit's objective starts
     start = toy_metrics(teacher, toy, pis)
     runs = [{"name": "teacher_forcing", "method": "teacher_forcing", "pi": None,
@@ -457,7 +446,7 @@ def _toy_study(plan: _Plan, toy: ToyDistribution, pis: list[float], spec: StudyS
     print(f"[1/{total}] teacher forcing     {_kls(runs[-1])}  ({seconds:.1f} s)")
     for i, pi in enumerate(pis, 2):
         cfg = plan.config(pi)
-        generator, seconds = _train(cfg)
+        generator, seconds = train_run(cfg)
         runs.append({"name": _run_name(pi), "method": "adversarial", "pi": pi,
                      **_measure_toy(generator, toy, pi), "js_pi_start": start[f"js_pi{pi:g}"],
                      "critic_js_pi": _critic_estimate(Path(cfg.output_dir)), "steps": cfg.train.max_steps,
@@ -517,7 +506,7 @@ def _oracle_study(plan: _Plan, oracle: OracleLSTM, pis: list[float]) -> dict[str
     runs = []
     for i, pi in enumerate([None, *pis], 1):
         cfg = plan.config(pi)
-        generator, seconds = _train(cfg)
+        generator, seconds = train_run(cfg)
         metrics = oracle_metrics(generator, oracle.to(generator.input_embeddings.device), n, seed)
         runs.append({"name": "teacher_forcing" if pi is None else _run_name(pi),
                      "method": "teacher_forcing" if pi is None else "adversarial", "pi": pi, **metrics,
@@ -619,32 +608,21 @@ def _sweep_rows(oracle: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             [[f"{r['alpha']:g}", _number(r["nll_oracle"]), _number(r["nll_test"])] for r in oracle["sweep"]])
 
 
-def _aligned(header: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(c) for c in column) for column in zip(header, *rows)]
-    return ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-            for row in [header, *rows]]
-
-
-def _markdown(header: list[str], rows: list[list[str]]) -> str:
-    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-                      *("| " + " | ".join(row) + " |" for row in rows)])
-
-
 def _text_table(result: JsPiResult) -> str:
     lines = []
     if result.continuous:
         lines += ["continuous: one Gaussian Q fitted to a 2-D mixture P (nats)",
-                  *_aligned(*_continuous_rows(result.continuous)),
-                  *_aligned(*_spearman_rows(result.continuous["spearman"])), ""]
+                  *aligned(*_continuous_rows(result.continuous)),
+                  *aligned(*_spearman_rows(result.continuous["spearman"])), ""]
     if result.toy:
         info = result.toy["toy"]
         lines += [(f"sequences: toy P ({info['vocab_size']} symbols, length {info['length']}), generator "
                    f"{info['model']}; exact divergences of Q from P (nats)"),
-                  *_aligned(*_toy_rows(result.toy)), *_aligned(*_spearman_rows(result.toy["spearman"])), ""]
+                  *aligned(*_toy_rows(result.toy)), *aligned(*_spearman_rows(result.toy["spearman"])), ""]
     if result.oracle:
         info = result.oracle["oracle"]
         lines += [f"oracle LSTM ({info['vocab_size']} tokens, length {info['length']}), nats per token:",
-                  *_aligned(*_oracle_rows(result.oracle)), ""]
+                  *aligned(*_oracle_rows(result.oracle)), ""]
     lines += [f"{'pass' if c['passed'] else 'MISS'}  {c['step']}, {c['method']}: {c['claim']}: "
               f"{c['value']:+.4f}" for c in result.checks]
     return "\n".join(lines).rstrip()
@@ -684,7 +662,7 @@ def _report(result: JsPiResult, files: dict[str, Path], out: Path) -> str:
                    "Theis et al. 2016); Q: one isotropic Gaussian, fitted by exact JS_π (numerical "
                    "integration, L-BFGS) and adversarially (an MLP critic, reparameterised samples of Q); "
                    f"size `{c['size']}` (`seqgen.experiments.gaussians`)."), "",
-                  _markdown(*_continuous_rows(c)), "", _markdown(*_spearman_rows(c["spearman"])), ""]
+                  markdown_table(*_continuous_rows(c)), "", markdown_table(*_spearman_rows(c["spearman"])), ""]
     if result.toy:
         info = result.toy["toy"]
         adversarial = [r for r in result.toy["runs"] if r["method"] == "adversarial"]
@@ -701,8 +679,8 @@ def _report(result: JsPiResult, files: dict[str, Path], out: Path) -> str:
                    "over the support (what the objective asks of this model class, without a critic or "
                    "sampled gradients). Q is the model conditioned on the support; `critic's JS_π` is "
                    "the critic's own estimate V_π + H(π) at the end of training."), "",
-                  _markdown(*_toy_rows(result.toy)), "",
-                  _markdown(*_spearman_rows(result.toy["spearman"])), ""]
+                  markdown_table(*_toy_rows(result.toy)), "",
+                  markdown_table(*_spearman_rows(result.toy["spearman"])), ""]
     if result.oracle:
         info = result.oracle["oracle"]
         source = f"the weights in `{info['weights']}`" if info["weights"] else "random N(0, 1) weights"
@@ -713,8 +691,8 @@ def _report(result: JsPiResult, files: dict[str, Path], out: Path) -> str:
                    "−E_P log Q / T (coverage). The last column is NLL_test of teacher forcing's "
                    "temperature curve (below) at the run's NLL_oracle: a run below it has a better "
                    "quality-coverage trade-off than teacher forcing at some temperature."), "",
-                  _markdown(*_oracle_rows(result.oracle)), "", "Teacher forcing over inverse temperatures α:",
-                  "", _markdown(*_sweep_rows(result.oracle)), ""]
+                  markdown_table(*_oracle_rows(result.oracle)), "", "Teacher forcing over inverse temperatures α:",
+                  "", markdown_table(*_sweep_rows(result.oracle)), ""]
     lines += ["## Reading", "", _reading(result), "", "## Checks", ""]
     lines += [f"- {'pass' if c['passed'] else '**miss**'}: {c['step']}, {c['method']}: {c['claim']}: "
               f"{c['value']:+.4f}" for c in result.checks]

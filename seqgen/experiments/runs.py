@@ -1,10 +1,16 @@
-"""The studies' recipes, nested dicts of `RunConfig` keys, as the `key=value` overrides that
-`load_config` reads."""
+"""How the studies make their training runs: recipes, nested dicts of `RunConfig` keys, written as the
+`key=value` overrides that `load_config` reads, and one run trained quietly."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import time
 from typing import Any
+
+from seqgen.config import RunConfig
+from seqgen.models.base import Generator
 
 
 def as_overrides(recipe: dict[str, Any], prefix: str = "") -> list[str]:
@@ -25,3 +31,13 @@ def yaml_value(value: Any) -> str:
         mantissa, exponent = repr(value).split("e")
         return f"{mantissa if '.' in mantissa else mantissa + '.0'}e{exponent}"
     return json.dumps(value)
+
+
+def train_run(cfg: RunConfig) -> tuple[Generator, float]:
+    """Train one run (replacing its folder); the trained generator in eval mode and the seconds taken."""
+    from seqgen.train import train
+
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):  # the loop's own lines; the study prints its own
+        generator, _ = train(cfg, overwrite=True)
+    return generator.eval(), time.perf_counter() - start
