@@ -44,11 +44,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
 from collections.abc import Callable
 
 import torch
 from bench_scheduled_sampling import SPECIALS, add_step_args, make_batches, model_config
+from bench_scheduled_sampling import summarise as summarise_steps
 from common import (
     autocast,
     fill_sizes,
@@ -206,21 +206,14 @@ def run_variant(variant: str, base: Generator, batches: list[Batch], steps: int,
 
 
 def summarise(times: dict[str, list[list[list[float]]]], losses: dict[str, list[float]]) -> dict[str, dict]:
-    """Per variant: median step time, both ratios to teacher forcing, the critic's share, per-round
-    means and first-step losses."""
-    totals = {v: [[sum(s) for s in r] for r in rounds] for v, rounds in times.items()}
-    means = {v: [sum(r) / len(r) for r in rounds] for v, rounds in totals.items()}
-    overall = {v: sum(map(sum, rounds)) / sum(map(len, rounds)) for v, rounds in totals.items()}
-    summary = {}
+    """Per variant: bench_scheduled_sampling's summary of whole step times, the critic's share of them,
+    and the step times as timed (the critic's and the generator's update apart)."""
+    summary = summarise_steps({v: [[sum(s) for s in r] for r in rounds] for v, rounds in times.items()}, losses)
     for v, rounds in times.items():
         parts = [s for r in rounds for s in r]
-        summary[v] = {"median_step_seconds": statistics.median(sum(s) for s in parts),
-                      "mean_step_seconds": overall[v],
-                      "ratio": overall[v] / overall[BASELINE],
-                      "paired_ratio": statistics.median(a / b for a, b in zip(means[v], means[BASELINE])),
-                      "critic_share": (sum(s[0] for s in parts) / sum(sum(s) for s in parts)
-                                       if v != BASELINE else None),
-                      "round_mean_seconds": means[v], "step_seconds": rounds, "loss": losses[v]}
+        summary[v]["critic_share"] = (sum(s[0] for s in parts) / sum(sum(s) for s in parts)
+                                      if v != BASELINE else None)
+        summary[v]["step_seconds"] = rounds
     return summary
 
 
