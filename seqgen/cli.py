@@ -133,8 +133,10 @@ def _parser() -> argparse.ArgumentParser:
                    "figures")
     j.add_argument("--size", default="full", help="full (tens of minutes on a CPU), demo or tiny: the "
                    "recipes of the runs before overrides")
-    j.add_argument("--pis", default="0.05,0.1,0.25,0.5,0.75,0.9,0.95",
-                   help="class priors π of the continuous and sequence steps, comma-separated")
+    j.add_argument("--pis", default=None, help="class priors π of the sequence step, comma-separated (default: "
+                   "0.05,0.1,0.25,0.5,0.75,0.9,0.95 at full size, 0.05,0.25,0.5,0.75,0.95 at demo size)")
+    j.add_argument("--continuous-pis", default=None, help="class priors π of the continuous step, comma-separated "
+                   "(default: a log grid from 0.001 to 0.95)")
     j.add_argument("--oracle-pis", default="0.25,0.5,0.75,0.9",
                    help="class priors π of the oracle step, comma-separated")
     j.add_argument("--no-continuous", dest="continuous", action="store_false",
@@ -146,6 +148,20 @@ def _parser() -> argparse.ArgumentParser:
                    help="recipe overrides of the toy runs (adversarial.key=value: of its JS_π runs only; "
                         "oracle.key=value and oracle.adversarial.key=value: of the oracle runs)")
     j.set_defaults(run=_experiment_js_pi)
+
+    h = studies.add_parser("estimators", help="which generator gradient estimator follows ∇JS_π at which π: "
+                           "each estimator's estimates against the exact gradient on the enumerable toy")
+    h.add_argument("--out", default="runs/estimators", help="folder for results.json, report.md, "
+                   "estimators.png and the starting model's run")
+    h.add_argument("--size", choices=("full", "demo", "tiny"), default="full",
+                   help="full (minutes on a CPU), demo or tiny: how many estimates and critic steps")
+    h.add_argument("--pis", default="0.05,0.25,0.5,0.75,0.95", help="class priors π, comma-separated")
+    h.add_argument("--estimators", default=None, help="comma-separated names (default: all of "
+                   "straight_through, reinforce, reinforce_batch, reinforce_rloo4, rebar)")
+    h.add_argument("--critics", default="optimal,learned", help="optimal (D*) and/or learned, comma-separated")
+    h.add_argument("--seed", type=int, default=0)
+    h.add_argument("--overwrite", action="store_true", help="replace what --out holds")
+    h.set_defaults(run=_experiment_estimators)
 
     d = sub.add_parser("demo", help="the main job on an embedded default, in a few minutes on a CPU")
     d.add_argument("--out", default="runs/demo", help="where to write the demo's runs, reports and figures")
@@ -233,9 +249,21 @@ def _experiment_inconsistency(args: argparse.Namespace) -> None:
 def _experiment_js_pi(args: argparse.Namespace) -> None:
     from seqgen.experiments.js_pi import run_js_pi
 
-    result = run_js_pi(args.out, args.overrides, size=args.size, pis=_numbers(args.pis, "--pis"),
+    result = run_js_pi(args.out, args.overrides, size=args.size,
+                       pis=None if args.pis is None else _numbers(args.pis, "--pis"),
+                       continuous_pis=None if args.continuous_pis is None else _numbers(args.continuous_pis,
+                                                                                          "--continuous-pis"),
                        oracle_pis=_numbers(args.oracle_pis, "--oracle-pis"), continuous=args.continuous,
                        toy=args.toy, oracle=args.oracle, overwrite=args.overwrite)
+    _print_study(result)
+
+
+def _experiment_estimators(args: argparse.Namespace) -> None:
+    from seqgen.experiments.estimators import ESTIMATORS, run_estimators
+
+    estimators = tuple(ESTIMATORS) if args.estimators is None else tuple(args.estimators.split(","))
+    result = run_estimators(args.out, size=args.size, pis=_numbers(args.pis, "--pis"), estimators=estimators,
+                            critics=tuple(args.critics.split(",")), seed=args.seed, overwrite=args.overwrite)
     _print_study(result)
 
 

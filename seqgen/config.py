@@ -209,8 +209,33 @@ class AdversarialConfig:
     pi: float = 0.5
     """The critic's prior π on the real class: π → 0 behaves like maximum likelihood (KL[P‖Q]),
     π → 1 like the mode-seeking KL[Q‖P]."""
-    critic: Literal["cnn", "rnn", "transformer"] = "cnn"
-    """The critic's architecture; it reads (relaxed) token sequences through its own embedding matrix."""
+    critic: Literal["cnn", "rnn", "transformer", "oracle"] = "cnn"
+    """The critic's architecture; it reads (relaxed) token sequences through its own embedding matrix.
+    `oracle` (enumerable toy data only): the optimal critic D* = πP / (πP + (1 - π)Q), computed exactly
+    from the toy's P and the generator's current Q, with nothing to train."""
+    estimator: Literal["straight_through", "reinforce", "rebar"] = "reinforce"
+    """How the generator's gradient passes the discrete rollouts: `reinforce`, the score function over
+    the sampled ids (unbiased: at the optimal critic its expectation is ∇JS_π); `straight_through`
+    Gumbel-softmax (biased: it linearises the critic around each sample and reads it off the simplex's
+    vertices; on the toy its gradient points away from ∇JS_π at small π); `rebar`, the score function with
+    the Gumbel-softmax relaxation as a control variate (lower variance; exact for one token, biased
+    across positions that read a sampled prefix). `seqgen experiment estimators` measures all three."""
+    baseline: Literal["none", "batch", "rloo"] = "batch"
+    """reinforce and rebar: what is subtracted from each rollout's reward: nothing; `batch`, the mean
+    reward of the other rollouts of the micro-batch; `rloo`, the mean reward of the other rollouts of
+    the same context (needs rollouts_per_context >= 2). Both keep the estimate unbiased."""
+    rollouts_per_context: int = 1
+    """K: rollouts drawn for each context (each row of a language-model batch) by reinforce and rebar."""
+    reward: Literal["sequence", "prefix"] = "sequence"
+    """reinforce: `sequence`, one reward per rollout; `prefix`, a reward per token, the change in the
+    generator loss as the critic reads one more token, summed over the rest of the rollout with
+    `discount` (at discount 1 the same gradient in expectation, with the prefix's score as baseline)."""
+    discount: float = 1.0
+    """reinforce with prefix rewards: γ in (0, 1]; below 1 it lowers the variance and adds a bias."""
+    cv_weight: float = 1.0
+    """rebar: η, the weight of the Gumbel-softmax control variate (0 gives reinforce)."""
+    critic_warmup_steps: int = 0
+    """Critic updates against the starting generator before the first generator update."""
     critic_embedding_dim: int = 64
     """Critic: embedding size."""
     critic_hidden_dim: int = 128
@@ -236,9 +261,9 @@ class AdversarialConfig:
     tf_weight: float = 0.0
     """λ: weight of a teacher-forcing term added to the generator's loss."""
     temperature: Literal["constant", "exponential", "exp_decay", "linear"] = "exponential"
-    """Gumbel-softmax temperature schedule over the adversarial steps n of N = train.max_steps:
-    constant τ; exponential: inverse temperature β_n = beta_max^(n/N); exp_decay: τ_n = max(tau_min,
-    exp(-rate·n)); linear: from tau to tau_min."""
+    """Gumbel-softmax temperature schedule (straight_through, and rebar's relaxation) over the adversarial
+    steps n of N = train.max_steps: constant τ; exponential: inverse temperature β_n = beta_max^(n/N);
+    exp_decay: τ_n = max(tau_min, exp(-rate·n)); linear: from tau to tau_min."""
     tau: float = 1.0
     """Constant and linear schedules: the (starting) temperature."""
     tau_min: float = 0.1
@@ -248,9 +273,11 @@ class AdversarialConfig:
     rate: float = 1e-3
     """exp_decay schedule: r."""
     hard: bool = True
-    """Straight-through: one-hot samples in the forward pass, the relaxed sample's gradient."""
+    """straight_through: one-hot samples in the forward pass, the relaxed sample's gradient (False: the
+    soft relaxed samples themselves)."""
     feed: Literal["hard", "soft"] = "hard"
-    """What the generator reads back at t + 1: the sampled token (RelGAN) or the relaxed vector."""
+    """straight_through: what the generator reads back at t + 1, the sampled token (RelGAN) or the
+    relaxed vector."""
 
 
 @dataclass

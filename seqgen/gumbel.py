@@ -24,19 +24,30 @@ from seqgen.models.base import Generator
 
 @dataclass
 class Rollout:
-    """Sequences decoded by `gumbel_rollout`, BOS excluded.
+    """Sequences decoded by `gumbel_rollout` (or sampled ids alone), BOS excluded.
 
     Attributes:
         probs: (B, T, V) float relaxed tokens (straight-through one-hot or soft), differentiable with
-            respect to the generator's parameters; zero vectors after the first EOS.
+            respect to the generator's parameters; zero vectors after the first EOS. None for a rollout
+            of sampled ids only (the score-function estimators), which a critic reads as `tokens`.
         tokens: (B, T) long sampled ids; PAD after the first EOS.
         mask: (B, T) bool, True up to and including the first EOS (every position of a row that
             has none), False after it.
     """
 
-    probs: Tensor
+    probs: Tensor | None
     tokens: Tensor
     mask: Tensor
+
+    def critic_input(self) -> Tensor:
+        """What a critic scores: the relaxed tokens, detached, or the ids when there are none."""
+        return self.tokens if self.probs is None else self.probs.detach()
+
+    def one_hot(self, vocab_size: int) -> Tensor:
+        """(B, T, V) float: the relaxed tokens, or the ids' one-hot vectors (zero after the first EOS)."""
+        if self.probs is not None:
+            return self.probs
+        return torch.nn.functional.one_hot(self.tokens, vocab_size).float() * self.mask[..., None]
 
 
 def gumbel_noise(shape: tuple[int, ...], *, device: torch.device | str = "cpu",

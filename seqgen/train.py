@@ -37,6 +37,7 @@ from seqgen.checkpoints import Checkpoints, TrainerState
 from seqgen.config import RunConfig, from_dict, save_config, to_dict
 from seqgen.data import TaskData, load_data, load_tokenizer, save_tokenizer
 from seqgen.data.batch import Batch
+from seqgen.data.synthetic.toy import ToyDistribution
 from seqgen.errors import UserError
 from seqgen.evaluate import evaluate, sample_texts
 from seqgen.models import MODEL_INFO, Generator, build_generator, read_model_info, save_generator
@@ -92,8 +93,10 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
     generator = build_generator(cfg.model, data.vocab, cfg.task, cfg.data.image_size)
     if init_dir is not None:
         generator.load_weights(init_dir)
+    toy = ToyDistribution.from_config(cfg.data.synthetic) if cfg.data.source == "toy" else None
     objective = build_objective(cfg.objective, generator, task=cfg.task, max_steps=tc.max_steps,
-                                steps_per_epoch=len(train_loader.batch_sampler) / tc.gradient_accumulation_steps)
+                                steps_per_epoch=len(train_loader.batch_sampler) / tc.gradient_accumulation_steps,
+                                toy=toy)
     players = _players(objective, tc, accelerator)
     checkpoints = Checkpoints(out, tc.keep_last)
     state = TrainerState()
@@ -108,8 +111,9 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
 
     batches = _global_batches(train_loader, state)
     # The (unwrapped) objective: the prepared one, or the container of the two prepared players.
-    inner = accelerator.unwrap_model(players[0].module) if len(players) == 1 else objective
+    inner = objective if isinstance(objective, Adversarial) else accelerator.unwrap_model(players[0].module)
     critic = inner.critic if isinstance(inner, Adversarial) else None
+    exported_critic = critic if critic is not None and objective.trains_critic else None
     eval_split = cfg.eval.split if cfg.eval.split in data.splits else None
     bar = tqdm(total=tc.max_steps, initial=state.step, desc="train", dynamic_ncols=True,
                disable=not accelerator.is_local_main_process)
@@ -133,7 +137,9 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
         # --- one optimizer step: `critic_steps` critic updates first when adversarial, then the
         # generator's; each update over `gradient_accumulation_steps` global batches
         for player in players:
-            for repeat in range(player.repeats):
+            # the critic's warm-up against the starting generator comes before the first generator update
+            warmup = _critic_warmup(objective) if player.prefix == CRITIC and state.step == 0 else 0
+            for repeat in range(player.repeats + warmup):
                 micro = [next(batches) for _ in range(tc.gradient_accumulation_steps)]
                 _update(player, micro, inner.weight, functools.partial(forward, player), repeat, accelerator,
                         window, nonfinite, tc.max_grad_norm)
@@ -170,13 +176,13 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
                     inner.generator, data, cfg, tc.num_samples, accelerator.device, seed=cfg.seed,
                     split=eval_split) if tc.num_samples else [])
                 if improved:
-                    _export(inner.generator, data, cfg, out / "best", critic)
+                    _export(inner.generator, data, cfg, out / "best", exported_critic)
         if saving or improved or stop:
             checkpoints.save(accelerator, state)
     bar.close()
 
     if accelerator.is_main_process:
-        _export(inner.generator, data, cfg, out / "model", critic)
+        _export(inner.generator, data, cfg, out / "model", exported_critic)
         (out / "metrics.json").write_text(json.dumps({"step": state.step, **final_metrics}, indent=2))
         accelerator.print(f"model written to {out / 'model'}")
     accelerator.wait_for_everyone()
@@ -202,7 +208,8 @@ class _Player:
 
 
 def _players(objective: Objective, tc, accelerator: Accelerator) -> list[_Player]:
-    """The prepared players in update order: the objective alone, or the critic then the generator.
+    """The prepared players in update order: the objective alone, or the critic then the generator
+    (the generator alone when the critic is computed, not learned).
 
     The generator uses train.lr/betas/weight_decay and the train schedule; the critic its own
     learning rate (same betas and weight decay) at a constant rate. Everything is prepared in one call,
@@ -220,12 +227,20 @@ def _players(objective: Objective, tc, accelerator: Accelerator) -> list[_Player
         module, opt, sched = accelerator.prepare(objective, opt, schedule(opt))
         return [_Player(module, opt, sched)]
     gen_opt = optimizer(objective.generator_player, tc.lr)
+    if not objective.trains_critic:
+        gen, gen_opt, gen_sched = accelerator.prepare(objective.generator_player, gen_opt, schedule(gen_opt))
+        return [_Player(gen, gen_opt, gen_sched)]
     critic_opt = optimizer(objective.critic_player, objective.cfg.critic_lr)
     prepared = accelerator.prepare(objective.generator_player, objective.critic_player, gen_opt, critic_opt,
                                    schedule(gen_opt), get_scheduler("constant", critic_opt))
     gen, critic, gen_opt, critic_opt, gen_sched, critic_sched = prepared
     return [_Player(critic, critic_opt, critic_sched, CRITIC, objective.cfg.critic_steps),
             _Player(gen, gen_opt, gen_sched)]
+
+
+def _critic_warmup(objective: Objective) -> int:
+    """Extra critic updates before the first generator update (adversarial objectives)."""
+    return objective.cfg.critic_warmup_steps if isinstance(objective, Adversarial) else 0
 
 
 def _update(player: _Player, micro: list[Batch], weight_of: Callable[[Batch], int],

@@ -71,8 +71,9 @@ def test_each_phase_moves_only_its_player(tmp_path):
     assert {"critic/acc_real", "critic/js_pi", "train/tau", "train/generator_loss"} <= set(window.sums)
 
 
-def test_resume_reproduces_the_uninterrupted_run(tmp_path, monkeypatch):
-    overrides = [*ORACLE, *ADVERSARIAL, "train.max_steps=4", "train.save_every=2", "train.eval_every=100",
+@pytest.mark.parametrize("estimator", ["straight_through", "reinforce", "rebar"])
+def test_resume_reproduces_the_uninterrupted_run(tmp_path, monkeypatch, estimator):
+    overrides = [*ORACLE, *ADVERSARIAL, f"objective.adversarial.estimator={estimator}", "train.max_steps=4", "train.save_every=2", "train.eval_every=100",
                  "train.log_every=1", "model.dropout=0.2", "objective.adversarial.critic_dropout=0.2",
                  "objective.adversarial.critic_steps=2", "objective.adversarial.tf_weight=0.5",
                  "objective.adversarial.temperature=linear"]

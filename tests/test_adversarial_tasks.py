@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from seqgen.cli import main
 from seqgen.config import load_config
-from seqgen.data.batch import Context
+from seqgen.data.batch import Context, Vocab
 from seqgen.data.images import load_pixels
 from seqgen.data.synthetic.shapes import SYMBOLS, random_scene, render
 from seqgen.metrics.exact import binary_entropy
@@ -98,7 +98,8 @@ def test_adversarial_fine_tuning_end_to_end(task, tmp_path, capsys):
     # The exported critic is a conditional critic of the recipe's kind, and it reads the context.
     state = load_file(adv / "model" / "critic.safetensors")
     assert any(k.startswith("context_encoder.") for k in state)
-    critic = build_critic_from(cfg.objective.adversarial, state["embeddings.0.weight"].shape[0], task.name)
+    vocab = Vocab(size=state["embeddings.0.weight"].shape[0], pad_id=0, bos_id=1, eos_id=2, unk_id=3)
+    critic = build_critic_from(cfg.objective.adversarial, vocab, task.name)
     critic.load_state_dict(state)
     critic.eval()
     inputs = write_inputs(task.name, tmp_path)

@@ -45,8 +45,14 @@ def test_two_processes_match_one(recipe, tmp_path):
         torch.testing.assert_close(rank0[name], single[name], atol=2e-5, rtol=1e-4, msg=f"{name} differs")
 
 
-@pytest.mark.parametrize("recipe", ["recipes/debug/lm_adv.yaml", "recipes/debug/translation.yaml"])
-def test_two_processes_agree_on_both_adversarial_players(recipe, tmp_path):
+@pytest.mark.parametrize("recipe, estimator", [
+    ("recipes/debug/lm_adv.yaml", ["objective.adversarial.estimator=reinforce"]),
+    ("recipes/debug/lm_adv.yaml", ["objective.adversarial.estimator=straight_through"]),
+    ("recipes/debug/translation.yaml", ["objective.adversarial.estimator=reinforce",
+                                        "objective.adversarial.baseline=rloo",
+                                        "objective.adversarial.rollouts_per_context=2"]),
+], ids=["lm-reinforce", "lm-straight-through", "translation-reinforce-rloo"])
+def test_two_processes_agree_on_both_adversarial_players(recipe, estimator, tmp_path):
     """Each process draws its own rollouts, yet both players' weights stay identical across processes."""
     accelerate = Path(sys.executable).with_name("accelerate")
     two = launch([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
@@ -55,7 +61,7 @@ def test_two_processes_agree_on_both_adversarial_players(recipe, tmp_path):
                   "train.save_every=4", "train.num_samples=0", "train.tensorboard=false",
                   "objective.name=adversarial", "objective.adversarial.critic_steps=2",
                   "objective.adversarial.critic_hidden_dim=8", "objective.adversarial.spectral_norm=true",
-                  "objective.adversarial.tf_weight=0.1", "model.dropout=0.1"])
+                  "objective.adversarial.tf_weight=0.1", "model.dropout=0.1", *estimator])
     assert two.returncode == 0, two.stderr[-3000:]
     assert json.loads((tmp_path / "logs" / "config.json").read_text())["num_processes"] == 2
     rank0, rank1 = (load_file(tmp_path / f"rank{r}.safetensors") for r in (0, 1))

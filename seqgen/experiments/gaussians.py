@@ -1,22 +1,34 @@
 """The continuous JS_π interpolation study: one isotropic Gaussian Q fitted to a 2-D mixture of Gaussians P
-(Theis, van den Oord and Bethge 2016; SCIENCE.md sections 3 and 5).
+(the setting of Theis, van den Oord and Bethge 2016).
 
-P is a seeded mixture of K = 10 isotropic Gaussians, so its density is known exactly. Q is fitted for
-each class prior π in two ways:
+P is a mixture of K = 10 isotropic Gaussians, so its density is known exactly. By default it is Theis et
+al.'s own mixture (`GaussianMixture2D.theis`, seed 22 of numpy's legacy generator): most of its mass lies
+in a cluster of components around (-0.4, -1.1), a second heavy component sits at (-0.1, 3.2) and light
+ones lie as far out as (3.7, 0.9) and (-3.7, -1.0), so the maximum-likelihood Gaussian (scale 1.49) is
+far broader than any mode.
+The other option is a mixture drawn by the same recipe with numpy's default generator
+(`GaussianMixture2D(seed)`), whose components overlap so much that even the minimiser of KL[Q‖P] is a
+broad Gaussian and the fits move only modestly with π.
+
+Q is fitted for each class prior π (by default the log grid `PIS_LOG`, 0.001 to 0.95) in two ways:
 
 (a) exact: JS_π[P‖Q] is integrated numerically on a fixed grid (float64) and minimised over Q's three
-    parameters by L-BFGS, starting from the moment-matched Gaussian, which is the maximum-likelihood
-    isotropic Gaussian (the minimiser of KL[P‖Q]) and so the limit of the optimum as π → 0;
+    parameters by L-BFGS. JS_π is not convex in Q, so each fit starts from the moment-matched Gaussian
+    (the maximum-likelihood isotropic Gaussian, the minimiser of KL[P‖Q] and the limit of the optimum
+    as π → 0) and from each component of P, and keeps the lowest JS_π (`fit_exact_starts`);
 (b) adversarial: a small MLP critic maximises V_π = π E_P log D + (1-π) E_Q log(1 - D) on samples of P
     and reparameterised samples of Q, and Q minimises the minimax generator loss (1-π) E_Q log(1 - D),
-    starting from the maximum-likelihood fit to samples of P (the usual pre-training).
+    starting from the maximum-likelihood fit to samples of P (the usual pre-training). Nothing exact
+    steers it: it has one start and only samples of P.
 
 Every fit is scored by KL[P‖Q], KL[Q‖P] and JS_π integrated on a grid that covers both P and that Q.
-As π grows, Q moves from the maximum-likelihood fit towards the minimiser of KL[Q‖P]: KL[Q‖P] falls
-and KL[P‖Q] rises. How far it moves depends on the mixture: this recipe's components overlap a lot
-(means spread 1.5, scales 0.5 to 1), and for seeds 0-2 even the minimiser of KL[Q‖P] is a broad
-Gaussian over several components rather than a narrow fit on one mode, so the trend is monotone but
-modest (seed 0: KL[Q‖P] from 0.73 to 0.58 nats between π = 0.05 and 0.95).
+On Theis et al.'s mixture the exact optimum changes character between π = 0.02 and 0.05: below, it is
+the broad maximum-likelihood Gaussian (KL[P‖Q] within 0.3% of maximum likelihood's 0.93 nats); above,
+a Gaussian of scale about 0.78 on the main cluster (KL[P‖Q] 2.9 to 3.4 nats, KL[Q‖P] 0.32 against
+maximum likelihood's 1.45). At π = 0.05 the moment-matched start alone would stay on the broad local
+optimum. The adversarial fits stay within 1% of maximum likelihood's KL[P‖Q] for π ≤ 0.02 and within
+3% at π = 0.05, where they stay on that broad local optimum, and reach the one-mode fit from π = 0.1
+("demo" and "full" sizes, seeds 0 to 2).
 """
 
 from __future__ import annotations
@@ -38,7 +50,14 @@ from seqgen.errors import UserError
 from seqgen.metrics.exact import binary_entropy
 
 PIS = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
-"""The class priors of the study."""
+"""The class priors of the sequence study (`seqgen.experiments.js_pi`)."""
+PIS_LOG = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 0.75, 0.95)
+"""The class priors of this study: a log grid, because on the default mixture the exact optimum changes
+from the broad maximum-likelihood Gaussian to a one-mode fit between π = 0.02 and 0.05."""
+MIXTURES = ("theis", "random")
+"""The mixtures P that `run_gaussians` can fit (see `GaussianMixture2D.theis` and `GaussianMixture2D`)."""
+THEIS_SEED = 22
+"""The seed of the default mixture (Theis et al.'s own)."""
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -80,21 +99,74 @@ def _isotropic_log_prob(x: Tensor, mean: Tensor, log_scale: Tensor) -> Tensor:
 
 
 class GaussianMixture2D:
-    """P: a seeded mixture of K isotropic Gaussians in 2-D (Theis et al. 2016).
+    """P: a seeded mixture of K isotropic Gaussians in 2-D, the recipe of Theis et al. (2016).
 
     Weights ~ Dirichlet(0.5), variances 1 / (U + 1)² with U ~ Uniform(0, 1) (scales in (0.5, 1]),
-    means ~ N(0, 1.5² I). Parameters are float64; `log_prob` computes in the input's dtype.
+    means ~ N(0, 1.5² I). The constructor draws them with numpy's `default_rng(seed)` (the "random"
+    mixture); `theis` draws them exactly as Theis et al.'s experiment did. Parameters are float64;
+    `log_prob` computes in the input's dtype.
+
+    Attributes:
+        kind: "random" or "theis", how the parameters were drawn.
+        seed: the seed they were drawn with.
 
     Args:
         seed: draws the parameters.
         num_components: K.
+
+    Raises:
+        UserError: K < 1.
     """
 
     def __init__(self, seed: int = 0, num_components: int = 10) -> None:
+        _check_components(num_components)
         rng = np.random.default_rng(seed)
         self.weights = torch.from_numpy(rng.dirichlet(np.full(num_components, 0.5)))  # (K,)
         self.scales = torch.from_numpy(1.0 / (rng.uniform(size=num_components) + 1.0))  # (K,)
         self.means = torch.from_numpy(rng.normal(0.0, 1.5, size=(num_components, 2)))  # (K, 2)
+        self.kind, self.seed = "random", seed
+
+    @classmethod
+    def theis(cls, seed: int = THEIS_SEED, num_components: int = 10) -> GaussianMixture2D:
+        """Theis et al.'s mixture: the same recipe, drawn from numpy's legacy generator in their order.
+
+        Their experiment seeds numpy's global generator and draws the weights `dirichlet([.5] * K)`,
+        the variances `1 / (rand(K) + 1) ** 2` and the means `randn(100, K) * 1.5`, of which it keeps
+        the first two rows (column k is the mean of component k; the 100 rows make the means independent
+        of the dimension). `RandomState(seed)` is the same stream. With seed 22 most of the mass lies in
+        a cluster of components around (-0.4, -1.1), with a second heavy component at (-0.1, 3.2) and
+        light ones as far out as (3.7, 0.9) and (-3.7, -1.0), so the maximum-likelihood Gaussian is much
+        broader than any mode.
+
+        Args:
+            seed: the seed of the legacy generator (theirs: 22).
+            num_components: K (theirs: 10).
+
+        Raises:
+            UserError: K < 1.
+        """
+        _check_components(num_components)
+        rng = np.random.RandomState(seed)
+        weights = rng.dirichlet([0.5] * num_components)
+        variances = 1.0 / (rng.rand(num_components) + 1.0) ** 2
+        means = rng.randn(100, num_components)[:2] * 1.5  # (2, K)
+        mixture = cls.__new__(cls)
+        mixture.weights = torch.from_numpy(weights)
+        mixture.scales = torch.from_numpy(np.sqrt(variances))
+        mixture.means = torch.from_numpy(np.ascontiguousarray(means.T))  # (K, 2)
+        mixture.kind, mixture.seed = "theis", seed
+        return mixture
+
+    @classmethod
+    def named(cls, kind: str, seed: int) -> GaussianMixture2D:
+        """The mixture `kind` ("theis" or "random", see `MIXTURES`) drawn with `seed`.
+
+        Raises:
+            UserError: an unknown kind.
+        """
+        if kind not in MIXTURES:
+            raise UserError(f"unknown mixture {kind!r}; choose one of {', '.join(MIXTURES)}")
+        return cls.theis(seed) if kind == "theis" else cls(seed)
 
     def log_prob(self, x: Tensor) -> Tensor:
         """log P(x) of points x (N, 2) -> (N,)."""
@@ -114,6 +186,15 @@ class GaussianMixture2D:
         sq = ((self.means - mean) ** 2).sum(-1)  # (K,)
         variance = (self.weights * (2 * self.scales**2 + sq)).sum() / 2
         return IsotropicGaussian(mean, 0.5 * variance.log()).requires_grad_(False)
+
+    def components(self) -> list[IsotropicGaussian]:
+        """Each component as a Gaussian (its mean and scale), frozen."""
+        return [IsotropicGaussian(m, s.log()).requires_grad_(False) for m, s in zip(self.means, self.scales)]
+
+
+def _check_components(num_components: int) -> None:
+    if num_components < 1:
+        raise UserError(f"a mixture needs at least one component, got {num_components}")
 
 
 class IsotropicGaussian(nn.Module):
@@ -257,6 +338,69 @@ def _check_pi(pi: float) -> None:
         raise UserError(f"the class prior pi must be in (0, 1), got {pi}")
 
 
+@dataclass(frozen=True)
+class ExactFit:
+    """The result of `fit_exact_starts`."""
+
+    q: IsotropicGaussian
+    """The fitted Q with the lowest JS_π (float64, frozen)."""
+    start: str
+    """Which start it came from: "moment-matched", "component k" or "given"."""
+    js_pi: float
+    """Its JS_π on the fitting grid (nats)."""
+
+
+def exact_starts(p: GaussianMixture2D) -> list[tuple[str, IsotropicGaussian]]:
+    """The starts of an exact fit: the moment-matched Gaussian, then each component of P.
+
+    JS_π is not convex in Q: the broad moment-matched Gaussian is a local optimum even at class priors
+    where a fit on one mode is better, and L-BFGS from it stays there. A fit from each component reaches
+    every one-mode optimum too, and the lowest of them all is the global optimum (as far as a
+    K + 1-point search can tell).
+    """
+    components = [(f"component {k}", c) for k, c in enumerate(p.components())]
+    return [("moment-matched", p.moment_matched()), *components]
+
+
+def fit_exact_starts(p: GaussianMixture2D, pi: float, steps: int = 100, grid_size: int = 200,
+                     starts: Sequence[tuple[str, IsotropicGaussian]] | None = None) -> ExactFit:
+    """Minimise JS_π[P‖Q] by L-BFGS from several starts and keep the fit with the lowest JS_π.
+
+    Every start is fitted on the same grid (covering P and every start), so their final JS_π compare
+    exactly. A later start replaces the best only if it is lower by more than 1e-9 nats: starts that
+    converge to the same optimum differ by rounding, and the earlier start (the moment-matched one
+    first) wins such ties, which keeps the choice deterministic and stable.
+
+    Args:
+        p: the mixture P.
+        pi: the class prior π in (0, 1).
+        steps: L-BFGS iterations per start (each stops earlier once converged).
+        grid_size: points per side of the fitting grid.
+        starts: (name, initial Q) pairs, not modified (default: `exact_starts(p)`).
+
+    Returns:
+        The best fit, its start and its JS_π.
+
+    Raises:
+        UserError: π outside (0, 1) or no start.
+    """
+    _check_pi(pi)
+    starts = exact_starts(p) if starts is None else list(starts)
+    if not starts:
+        raise UserError("an exact fit needs at least one start")
+    grid = Grid.covering(p, grid_size, *(q for _, q in starts))
+    log_p = p.log_prob(grid.points)
+    best: ExactFit | None = None
+    with _one_thread():
+        for name, start in starts:
+            q = _lbfgs(log_p, grid, pi, start.copy(), steps)
+            with torch.no_grad():
+                js = float(grid_divergences(log_p, q.log_prob(grid.points), grid, pi)["js_pi"])
+            if best is None or js < best.js_pi - 1e-9:
+                best = ExactFit(q.requires_grad_(False), name, js)
+    return best
+
+
 def fit_exact(p: GaussianMixture2D, pi: float, steps: int = 100, grid_size: int = 200,
               start: IsotropicGaussian | None = None) -> IsotropicGaussian:
     """Minimise JS_π[P‖Q], integrated on a fixed grid, over Q's mean and log-scale by L-BFGS.
@@ -264,17 +408,20 @@ def fit_exact(p: GaussianMixture2D, pi: float, steps: int = 100, grid_size: int 
     Args:
         p: the mixture P.
         pi: the class prior π in (0, 1).
-        steps: L-BFGS iterations (it stops earlier once converged).
-        grid_size: points per side of the fitting grid, which covers P and the start.
-        start: the initial Q (default: `p.moment_matched()`, the maximum-likelihood fit); not modified.
+        steps: L-BFGS iterations per start (it stops earlier once converged).
+        grid_size: points per side of the fitting grid, which covers P and the starts.
+        start: the only initial Q, not modified (default: every start of `exact_starts`, the
+            moment-matched Gaussian and each component, keeping the fit with the lowest JS_π; see
+            `fit_exact_starts`).
 
     Returns:
         The fitted Q (float64).
     """
-    _check_pi(pi)
-    q = (start or p.moment_matched()).copy()
-    grid = Grid.covering(p, grid_size, q)
-    log_p = p.log_prob(grid.points)
+    return fit_exact_starts(p, pi, steps, grid_size, None if start is None else [("given", start)]).q
+
+
+def _lbfgs(log_p: Tensor, grid: Grid, pi: float, q: IsotropicGaussian, steps: int) -> IsotropicGaussian:
+    """Minimise JS_π[P‖Q] on `grid` over the trainable `q` in place by L-BFGS; returns `q`."""
     optimiser = torch.optim.LBFGS(q.parameters(), lr=1.0, max_iter=steps, tolerance_grad=1e-12,
                                   tolerance_change=1e-14, line_search_fn="strong_wolfe")
 
@@ -284,9 +431,8 @@ def fit_exact(p: GaussianMixture2D, pi: float, steps: int = 100, grid_size: int 
         loss.backward()
         return loss
 
-    with _one_thread():
-        optimiser.step(closure)
-    return q.requires_grad_(False)
+    optimiser.step(closure)
+    return q
 
 
 class _Critics(nn.Module):
@@ -413,56 +559,70 @@ def _ranks(values: Sequence[float]) -> Tensor:
     return (less + less_equal + 1).double() / 2
 
 
-def run_gaussians(out_dir: str | Path, pis: Sequence[float] = PIS, size: str = "full",
-                  seed: int = 0) -> dict:
+def run_gaussians(out_dir: str | Path, pis: Sequence[float] = PIS_LOG, size: str = "full", seed: int = 0,
+                  mixture: str = "theis", mixture_seed: int | None = None) -> dict:
     """Fit Q by both methods at every π, score the fits, write `gaussians.json` and two figures.
+
+    The exact fits take the best of several starts (`fit_exact_starts`); the adversarial fits all start
+    from the maximum-likelihood fit to samples of P and nothing of the exact divergences steers them.
 
     Writes into `out_dir`: `gaussians.json` (the returned dict), `gaussians_fits.png` (each fitted Q's
     2-standard-deviation circle, coloured by π, over P's density, one panel per method) and
-    `gaussians_kl.png` (KL[P‖Q] and KL[Q‖P] against π for both methods); both also show the
-    maximum-likelihood fit.
+    `gaussians_kl.png` (KL[P‖Q] and KL[Q‖P] against π on a log axis for both methods); both also show
+    the maximum-likelihood fit.
 
     Args:
         out_dir: output folder (created).
         pis: class priors, each in (0, 1).
         size: "tiny" (seconds, for tests), "demo" (under a minute on 2 cores) or "full".
-        seed: seeds the mixture and the adversarial fits.
+        seed: seeds the adversarial fits (and the random mixture unless `mixture_seed` is given).
+        mixture: "theis" (Theis et al.'s mixture, `GaussianMixture2D.theis`) or "random" (a mixture
+            drawn by the same recipe with numpy's default generator, `GaussianMixture2D`).
+        mixture_seed: draws the mixture (default: 22 for "theis", `seed` for "random").
 
     Returns:
-        "size", "seed"; "mixture": its "weights", "means", "scales"; "moment_matched": the
-        maximum-likelihood fit's "mean", "scale", "kl_p_q", "kl_q_p"; "fits": one row per method and π
-        (π ascending) with "pi", "method" ("exact" or "adversarial"), "mean", "scale", "kl_p_q",
-        "kl_q_p", "js_pi" (nats), "mass_p", "mass_q" (grid integrals of P and Q, ≈ 1), "seconds" (the
-        fit's wall time; the adversarial fits run together and each gets an equal share), and for
-        adversarial rows "js_pi_critic" (the critic's estimate of JS_π, see `fit_adversarial`); "spearman": Spearman's ρ
-        of each KL against π per method, e.g. {"adversarial": {"kl_p_q": ..., "kl_q_p": ...}}.
+        "size", "seed"; "mixture": its "kind", "seed", "weights", "means", "scales"; "moment_matched":
+        the maximum-likelihood fit's "mean", "scale", "kl_p_q", "kl_q_p"; "fits": one row per method and
+        π (π ascending) with "pi", "method" ("exact" or "adversarial"), "start" (the exact fit's winning
+        start, see `exact_starts`; "maximum likelihood" for adversarial fits), "mean", "scale",
+        "kl_p_q", "kl_q_p", "js_pi" (nats), "mass_p", "mass_q" (grid integrals of P and Q, ≈ 1),
+        "seconds" (the fit's wall time; the adversarial fits run together and each gets an equal
+        share), and for adversarial rows "js_pi_critic" (the critic's estimate of JS_π, see
+        `fit_adversarial`); "spearman": Spearman's ρ of each KL against π per method, e.g.
+        {"adversarial": {"kl_p_q": ..., "kl_q_p": ...}}.
 
     Raises:
-        UserError: an unknown size or a π outside (0, 1).
+        UserError: an unknown size or mixture, fewer than two π, or a π outside (0, 1).
     """
     if size not in SIZES:
         raise UserError(f"unknown study size {size!r}; choose one of {', '.join(SIZES)}")
     pis = sorted(float(pi) for pi in pis)
+    if len(pis) < 2:  # Spearman's ρ against π needs two
+        raise UserError(f"the study needs at least two class priors pi, got {len(pis)}")
     for pi in pis:
         _check_pi(pi)
     cfg = SIZES[size]
-    p = GaussianMixture2D(seed)
+    if mixture_seed is None:
+        mixture_seed = THEIS_SEED if mixture == "theis" else seed
+    p = GaussianMixture2D.named(mixture, mixture_seed)
     rows = []
     for pi in pis:
         started = time.perf_counter()
-        q = fit_exact(p, pi, cfg.exact_steps, cfg.grid_size)
-        rows.append(_row(p, q, pi, "exact", cfg.grid_size, time.perf_counter() - started))
+        fit = fit_exact_starts(p, pi, cfg.exact_steps, cfg.grid_size)
+        rows.append(_row(p, fit.q, pi, "exact", fit.start, cfg.grid_size, time.perf_counter() - started))
     started = time.perf_counter()
     fits = fit_adversarial(p, pis, cfg.adversarial_steps, cfg.batch, torch.Generator().manual_seed(seed),
                            cfg.critic_steps, cfg.hidden)
     seconds = (time.perf_counter() - started) / len(pis)  # the fits run together: each gets an equal share
     for pi, (q, estimate) in zip(pis, fits):
-        rows.append(_row(p, q, pi, "adversarial", cfg.grid_size, seconds) | {"js_pi_critic": estimate})
+        rows.append(_row(p, q, pi, "adversarial", "maximum likelihood", cfg.grid_size, seconds)
+                    | {"js_pi_critic": estimate})
     ml = p.moment_matched()
     result = {
         "size": size,
         "seed": seed,
-        "mixture": {"weights": p.weights.tolist(), "means": p.means.tolist(), "scales": p.scales.tolist()},
+        "mixture": {"kind": p.kind, "seed": p.seed, "weights": p.weights.tolist(), "means": p.means.tolist(),
+                    "scales": p.scales.tolist()},
         "moment_matched": {"mean": ml.mean.tolist(), "scale": float(ml.scale),
                            **{k: v for k, v in score(p, ml, 0.5, cfg.grid_size).items() if k.startswith("kl")}},
         "fits": rows,
@@ -477,9 +637,9 @@ def run_gaussians(out_dir: str | Path, pis: Sequence[float] = PIS, size: str = "
     return result
 
 
-def _row(p: GaussianMixture2D, q: IsotropicGaussian, pi: float, method: str, grid_size: int,
+def _row(p: GaussianMixture2D, q: IsotropicGaussian, pi: float, method: str, start: str, grid_size: int,
          seconds: float) -> dict:
-    return {"pi": pi, "method": method, "mean": q.mean.tolist(), "scale": float(q.scale),
+    return {"pi": pi, "method": method, "start": start, "mean": q.mean.tolist(), "scale": float(q.scale),
             **score(p, q, pi, grid_size), "seconds": seconds}
 
 
@@ -487,7 +647,7 @@ def _plot_fits(p: GaussianMixture2D, rows: list[dict], ml: dict, path: Path) -> 
     # A bare Figure renders with Agg and leaves pyplot's global backend alone (notebooks keep theirs).
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
+    from matplotlib.colors import LogNorm
     from matplotlib.figure import Figure
 
     circles = [*rows, ml]
@@ -496,7 +656,9 @@ def _plot_fits(p: GaussianMixture2D, rows: list[dict], ml: dict, path: Path) -> 
     axis = torch.linspace(low, high, 300, dtype=torch.float64)
     xx, yy = torch.meshgrid(axis, axis, indexing="xy")
     density = p.log_prob(torch.stack([xx.reshape(-1), yy.reshape(-1)], 1)).exp().reshape(xx.shape)
-    cmap, norm = colormaps["viridis"], Normalize(0, 1)
+    # π spans decades (`PIS_LOG`): a log colour scale keeps the small class priors apart
+    pis = [r["pi"] for r in rows]
+    cmap, norm = colormaps["viridis"], LogNorm(min(pis), max(max(pis), min(pis) * 1.01))
     angle = torch.linspace(0, 2 * math.pi, 200, dtype=torch.float64)
 
     def circle(c: dict) -> tuple:
@@ -517,7 +679,14 @@ def _plot_fits(p: GaussianMixture2D, rows: list[dict], ml: dict, path: Path) -> 
         ax.set_title(f"{method} fits of JS_π")
         ax.legend(fontsize=8, loc="lower right")
     fig.suptitle("Fitted Gaussians Q (circles of radius 2σ, coloured by π) over the mixture's density P")
-    fig.colorbar(ScalarMappable(norm, cmap), ax=axes, label="π", shrink=0.8)
+    bar = fig.colorbar(ScalarMappable(norm, cmap), ax=axes, label="π", shrink=0.8)
+    # ticks at the fits' π, skipping any within 0.15 decades of a larger one so the labels stay legible
+    ticks: list[float] = []
+    for pi in sorted(set(pis), reverse=True):
+        if not ticks or math.log10(ticks[-1] / pi) >= 0.15:
+            ticks.append(pi)
+    bar.set_ticks(ticks, labels=[f"{pi:g}" for pi in ticks])
+    bar.ax.minorticks_off()
     fig.savefig(path, dpi=120)
 
 
@@ -531,7 +700,8 @@ def _plot_kls(rows: list[dict], ml: dict, path: Path) -> None:
             curve = [r for r in rows if r["method"] == method]
             ax.plot([r["pi"] for r in curve], [r[kl] for r in curve], marker=marker, label=method)
         ax.axhline(ml[kl], color="tab:red", ls="--", lw=1, label="maximum likelihood")
-        ax.set_xlabel("π")
+        ax.set_xscale("log")  # the fits change character at small π (`PIS_LOG`)
+        ax.set_xlabel("π (log scale)")
         ax.set_ylabel(label)
         ax.set_title(f"{label.split(' ')[0]} of the JS_π fit against π")
         ax.grid(alpha=0.3)

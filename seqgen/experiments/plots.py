@@ -83,19 +83,27 @@ def plot_kl_against_pi(runs: Sequence[dict[str, Any]], reference: dict[str, floa
     """KL[P‖Q] and KL[Q‖P] of JS_π fits against π, one panel each, over a reference fit's level.
 
     Args:
-        runs: fits with `method` ("adversarial", "exact"; others are skipped), `pi`, `kl_p_q`, `kl_q_p`.
+        runs: fits with `method` ("exact", "adversarial", "adversarial_optimal"; others are skipped),
+            `pi`, `kl_p_q`, `kl_q_p`; several runs of a method at one π (seeds) are drawn as their mean
+            with their range as a band.
         reference: `kl_p_q` and `kl_q_p` of the reference (teacher forcing), drawn as horizontal lines.
         path: the PNG to write.
     """
     fig = Figure(figsize=(10, 4.2), layout="constrained")
     axes = fig.subplots(1, 2)
     styles = {"exact": {"marker": "o", "color": "tab:blue", "label": "exact JS_π descent"},
-              "adversarial": {"marker": "s", "color": "tab:orange", "label": "JS_π adversarial training"}}
+              "adversarial": {"marker": "s", "color": "tab:orange", "label": "adversarial, learned critic"},
+              "adversarial_optimal": {"marker": "^", "color": "tab:purple", "label": "adversarial, optimal critic"}}
     for ax, (kl, label) in zip(axes, (("kl_p_q", "KL[P‖Q]"), ("kl_q_p", "KL[Q‖P]"))):
         for method, style in styles.items():
-            curve = sorted((r for r in runs if r["method"] == method), key=lambda r: r["pi"])
-            if curve:
-                ax.plot([r["pi"] for r in curve], [r[kl] for r in curve], **style)
+            pis = sorted({r["pi"] for r in runs if r["method"] == method})
+            if not pis:
+                continue
+            values = [[r[kl] for r in runs if r["method"] == method and r["pi"] == pi] for pi in pis]
+            ax.plot(pis, [sum(v) / len(v) for v in values], **style)
+            if any(len(v) > 1 for v in values):
+                ax.fill_between(pis, [min(v) for v in values], [max(v) for v in values], color=style["color"],
+                                alpha=0.2, linewidth=0)
         ax.axhline(reference[kl], color="tab:green", linestyle="--", linewidth=1, label="teacher forcing")
         ax.set_xlabel("π")
         ax.set_ylabel(f"{label}, nats")

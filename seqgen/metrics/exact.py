@@ -211,9 +211,34 @@ def kl_to_product_of_marginals(q: Tensor | Sequence[float], seqs: Sequence[Seque
 # The model's probabilities of every sequence of a toy
 
 
-@torch.no_grad()
-def model_log_probs(model: Generator, toy: ToyDistribution, batch_size: int = 4096) -> Tensor:
-    """log Q(x) = Σ_t log Q(x_t | x_<t) + log Q(EOS | x) of every sequence of `toy.support()`.
+def support_tokens(vocab: Vocab, toy: ToyDistribution) -> tuple[Tensor, Tensor]:
+    """Every sequence of `toy.support()` as the token ids a language model reads and predicts.
+
+    Args:
+        vocab: the model's vocabulary (the toy's fixed tokenizer).
+        toy: the enumerable distribution.
+
+    Returns:
+        tokens (N, L + 2) long, `BOS x_1 .. x_n EOS PAD ..`, and lengths (N,) long, n (EOS excluded).
+
+    Raises:
+        UserError: the vocabulary is not the toy's fixed vocabulary.
+    """
+    ids = symbol_token_ids(vocab, toy.vocab_size)
+    L = toy.max_length
+    # (N, L) symbols, -1 after the end
+    symbols = torch.tensor([list(s) + [-1] * (L - len(s)) for s in toy.support()]).view(-1, L)
+    lengths = (symbols >= 0).sum(1)  # (N,)
+    body = torch.where(symbols >= 0, ids[symbols.clamp(min=0)], vocab.pad_id)
+    column = torch.ones_like(body[:, :1])
+    tokens = torch.cat([column * vocab.bos_id, body, column * vocab.pad_id], 1)
+    tokens.scatter_(1, lengths[:, None] + 1, vocab.eos_id)
+    return tokens, lengths
+
+
+def support_log_probs(model: Generator, toy: ToyDistribution, batch_size: int = 4096) -> Tensor:
+    """log Q(x) = Σ_t log Q(x_t | x_<t) + log Q(EOS | x) of every sequence of `toy.support()`,
+    differentiable in the model's parameters when gradients are enabled.
 
     One teacher-forced `forward` per batch of sequences (right-padded: padding after EOS cannot
     change a causal model's earlier logits). The model runs in whatever mode it is in: call
@@ -225,24 +250,15 @@ def model_log_probs(model: Generator, toy: ToyDistribution, batch_size: int = 40
         batch_size: sequences per forward pass.
 
     Returns:
-        (N,) float64 log-probabilities in `toy.support()` order; they sum (exponentiated) to
-        1 - q_mass_outside (see the module docstring).
+        (N,) float64 log-probabilities in `toy.support()` order (on the CPU); they sum
+        (exponentiated) to 1 - q_mass_outside (see the module docstring).
 
     Raises:
         UserError: the model's vocabulary is not the toy's fixed vocabulary.
     """
-    vocab = model.vocab
-    ids = symbol_token_ids(vocab, toy.vocab_size)
+    tokens, lengths = support_tokens(model.vocab, toy)
     device = model.input_embeddings.device
-    L = toy.max_length
-    # (N, L) symbols, -1 after the end; then (N, L + 2) tokens BOS x_1 .. x_n EOS PAD ..
-    symbols = torch.tensor([list(s) + [-1] * (L - len(s)) for s in toy.support()]).view(-1, L)
-    lengths = (symbols >= 0).sum(1)  # (N,)
-    body = torch.where(symbols >= 0, ids[symbols.clamp(min=0)], vocab.pad_id)
-    column = torch.ones_like(body[:, :1])
-    tokens = torch.cat([column * vocab.bos_id, body, column * vocab.pad_id], 1)
-    tokens.scatter_(1, lengths[:, None] + 1, vocab.eos_id)
-    positions = torch.arange(L + 1)
+    positions = torch.arange(toy.max_length + 1)
     memory = model.encode(None)
     out = []
     for rows, n in zip(tokens.split(batch_size), lengths.split(batch_size)):
@@ -252,6 +268,36 @@ def model_log_probs(model: Generator, toy: ToyDistribution, batch_size: int = 40
         predicted = positions <= n[:, None]  # the n symbols and EOS
         out.append(token_log_q.masked_fill(~predicted, 0.0).sum(1))
     return torch.cat(out)
+
+
+@torch.no_grad()
+def model_log_probs(model: Generator, toy: ToyDistribution, batch_size: int = 4096) -> Tensor:
+    """`support_log_probs` without gradient: (N,) float64 log Q of every sequence of the support."""
+    return support_log_probs(model, toy, batch_size)
+
+
+def js_pi_with_leak(p: Tensor, log_q: Tensor, pi: float) -> Tensor:
+    """JS_π[P‖Q] between P on the support and the model Q, whose mass outside the support (where P is 0)
+    counts as one more outcome, as it does for a critic that sees the model's every sample.
+
+    Its gradient in the model's parameters is what the minimax generator loss follows at the optimal
+    critic: (1 - π) Σ_x ∇Q(x) log(1 - D*(x)), the leaked outcome contributing nothing (D* = 0 there).
+
+    Args:
+        p: (N,) float64 probabilities of P on the support.
+        log_q: (N,) float64 log Q on the support (differentiable: so is the result).
+        pi: the class prior π in (0, 1).
+
+    Returns:
+        JS_π in nats, a 0-dim tensor.
+    """
+    _check_pi(pi)
+    q = log_q.exp()
+    q = torch.cat([q, (1 - q.sum()).clamp(min=torch.finfo(q.dtype).tiny)[None]])  # (N + 1,)
+    p = torch.cat([p, p.new_zeros(1)])
+    m = pi * p + (1 - pi) * q
+    return (pi * (torch.xlogy(p, p) - torch.xlogy(p, m)).sum()
+            + (1 - pi) * (torch.xlogy(q, q) - torch.xlogy(q, m)).sum())
 
 
 def toy_metrics(model: Generator, toy: ToyDistribution, pis: Sequence[float] = (0.5,),

@@ -111,14 +111,29 @@ def generator_loss(fake_logits: Tensor, pi: float,
     Raises:
         UserError: pi outside (0, 1) or an unknown kind.
     """
+    return _expect(sequence_generator_loss(fake_logits, pi, kind), weights)
+
+
+def sequence_generator_loss(fake_logits: Tensor, pi: float,
+                            kind: Literal["minimax", "non_saturating", "kl"] = "minimax") -> Tensor:
+    """The generator loss of each sequence, f(x), whose expectation under Q is `generator_loss`: the
+    reward that the score-function estimators weight log Q(x) by.
+
+    Args:
+        fake_logits: (...) critic logits.
+        pi, kind: as for `generator_loss`.
+
+    Returns:
+        (...) nats, float32 or wider.
+    """
     check_pi(pi)
     logits = _at_least_float32(fake_logits)
     if kind == "minimax":
-        return (1 - pi) * _expect(F.logsigmoid(-logits), weights)
+        return (1 - pi) * F.logsigmoid(-logits)
     if kind == "non_saturating":
-        return -(1 - pi) * _expect(F.logsigmoid(logits), weights)
+        return -(1 - pi) * F.logsigmoid(logits)
     if kind == "kl":
-        return -_expect(logits, weights)
+        return -logits
     raise UserError(f"unknown generator loss {kind!r}; choose from minimax, non_saturating, kl")
 
 
