@@ -5,45 +5,64 @@
     python benchmarks/bench_adversarial.py --quick       # tiny models, a few steps: a smoke run
 
 One adversarial iteration is what `seqgen.train` does per optimizer step with `critic_steps: 1` on one
-process: a critic update (Gumbel rollouts without gradient for the batch's rows, the critic's loss on
-them and on the batch's targets, backward, gradient clipping, AdamW step, zero_grad), then a generator
-update (Gumbel rollouts decoded on the generator's cache, re-scored in one pass with gradient and
-scored by the frozen critic, the generator loss, backward, clipping, AdamW step, zero_grad). A
-teacher-forcing step is `TeacherForcing(batch)`, backward, clipping, AdamW step, zero_grad. Clipping is at `--max-grad-norm`
-(train.max_grad_norm's default 1.0) on every side. Every variant trains a fresh copy of one generator
-(same config and seed, so the same weights; the critic too) on the same batches, in this one process
-with the same threads:
+process: a critic update (rollouts without gradient for the batch's rows, the critic's loss on them and
+on the batch's targets, backward, gradient clipping, AdamW step, zero_grad), then a generator update
+(the generator loss or surrogate on fresh rollouts scored by the frozen critic, backward, clipping, AdamW
+step, zero_grad). A teacher-forcing step is `TeacherForcing(batch)`, backward, clipping, AdamW step,
+zero_grad. Clipping is at `--max-grad-norm` (train.max_grad_norm's default 1.0) on every side. Every
+variant trains a fresh copy of one generator (same config and seed, so the same weights; the critic
+too) on the same batches, in this one process with the same threads:
 
 - teacher forcing: `TeacherForcing`;
-- adversarial, cache: `Adversarial` as the recipes configure it, rollouts on the decoder's cache (the
-  key/value cache of GPT-2, the hidden state of the LSTM);
-- adversarial, no cache: the same with both rollouts on `gumbel_rollout(use_cache=False)`, which re-runs
-  the whole prefix at every position. No recipe setting selects that path (the adversarial section has
-  no `use_cache`), so this script swaps the generator player's `rollout` for one that passes it.
+- adversarial straight-through, cache: `Adversarial` with `estimator: straight_through` (set here
+  explicitly: the config's default is `reinforce`), rollouts on the decoder's cache (the key/value cache
+  of GPT-2, the hidden state of the LSTM). Both rollouts are Gumbel-softmax rollouts fed the sampled ids
+  (`hard: true, feed: hard`): the ids are decoded without gradient on the cache with the Gumbel noise,
+  and the generator update re-scores [BOS, ids] in one teacher-forced pass with gradient to get the
+  relaxed (B, T, V) tokens the critic reads;
+- adversarial straight-through, no cache: the same with both rollouts on
+  `gumbel_rollout(use_cache=False)`, which re-runs the whole prefix at every position. No recipe
+  setting selects that path (the adversarial section has no `use_cache`), so this script swaps the
+  generator player's `rollout` for one that passes it (`--uncached-steps 0` leaves it out);
+- adversarial reinforce, cache: `estimator: reinforce, baseline: batch, rollouts_per_context: 1`
+  (K = 1). Both rollouts are sampled ids decoded without gradient on the cache
+  (`estimators.sample_rollout`), which the critic reads by embedding lookup; the generator update adds
+  one teacher-forced pass with gradient over [BOS, ids] for log Q, the frozen critic's score of the ids
+  as a detached reward, and the score-function surrogate (reward - leave-one-out batch mean) · log Q;
+- adversarial rebar, cache: the same with `estimator: rebar` (η = cv_weight 1, baseline batch): the
+  generator update also scores two relaxed (B, T, V) sequences (z and z̃, drawn given the ids) with the
+  frozen critic, with gradient, for the Gumbel-softmax control variate. It has no target.
 
 The critic is the recipes' (recipes/lm/*_adv.yaml): a CNN with embedding 64, 64 filters for each window
 width 2, 3, 4, 5, one highway layer, no dropout, no spectral norm, no gradient penalty, AdamW lr 1e-4; the
-objective uses π = 0.5, the weighted critic loss, the minimax generator loss, straight-through rollouts
-fed the sampled ids, the exponential temperature schedule (β_max 100 over 3000 steps) and no
-teacher-forcing term. The batches are bench_scheduled_sampling's: B rows of BOS, T - 1 uniform random
-tokens of the vocabulary (5000 + 4 special tokens) and EOS, so T inputs and T targets per row and
-rollouts of T positions (an untrained model almost never samples EOS early). Each update draws its
-Gumbel noise from a generator seeded by the step and the phase, as the training loop does, so the two
-adversarial variants draw the same noise and their first generator losses agree.
+objective uses π = 0.5, the weighted critic loss, the minimax generator loss, the exponential temperature
+schedule (β_max 100 over 3000 steps; straight-through's and rebar's relaxations) and no teacher-forcing
+term. The batches are bench_scheduled_sampling's: B rows of BOS, T - 1 uniform random tokens of the
+vocabulary (5000 + 4 special tokens) and EOS, so T inputs and T targets per row and rollouts of T
+positions (an untrained model almost never samples EOS early). Each update draws its randomness (Gumbel
+noise, or the samplers' uniforms) from a generator seeded by the step and the phase, as the training
+loop does, and the critic is built after the same reseeding in every variant, so all adversarial
+variants start from the same critic, and the two straight-through variants draw the same noise and their
+first generator losses agree, as do reinforce's and rebar's (same sampler, same uniforms). The reported
+first-step loss is the generator loss's value (the metrics' `loss`), not reinforce's or rebar's
+surrogate; the score-function variants sample differently from straight-through (inverse CDF against
+Gumbel-max), so their first losses are close to, not equal to, straight-through's.
 
 Rounds alternate the order of the variants (forward, then reversed). In each round every variant
 takes `--warmup` untimed steps, then its timed steps, each clocked on its own (`--uncached-steps` for
-the slow uncached variant; 0 leaves it out). An adversarial step is clocked as its two updates, the
-device drained between them, so the critic's share is reported too. Reported per variant: the median
-step time over all its timed steps, and its cost relative to teacher forcing as the ratio of mean step
-times over all rounds ("ratio") and as the median over rounds of the ratio of the two rounds' mean
-step times ("paired ratio", which a burst of other load on the machine moves less).
+the slow uncached variant; 0 leaves it out; `--no-rebar` leaves rebar out). An adversarial step is
+clocked as its two updates, the device drained between them, so the critic's share is reported too.
+Reported per variant: the median step time over all its timed steps, and its cost relative to teacher
+forcing as the ratio of mean step times over all rounds ("ratio") and as the median over rounds of the
+ratio of the two rounds' mean step times ("paired ratio", which a burst of other load on the machine
+moves less). A target is met when the ratio is at most the target.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 from collections.abc import Callable
 
 import torch
@@ -70,13 +89,22 @@ from seqgen.objectives.adversarial import GeneratorPlayer, pad_rollout
 MAX_STEPS = 3000  # N of the temperature schedule (the recipes' train.max_steps)
 CRITIC = AdversarialConfig(pi=0.5, critic="cnn", critic_embedding_dim=64, critic_hidden_dim=64,
                            critic_lr=1e-4, critic_steps=1, generator_loss="minimax", temperature="exponential",
-                           beta_max=100.0)
+                           beta_max=100.0, estimator="straight_through", hard=True, feed="hard")
+"""The recipes' adversarial section with straight-through rollouts (no longer the config's default)."""
+REINFORCE = dataclasses.replace(CRITIC, estimator="reinforce", baseline="batch", rollouts_per_context=1)
+REBAR = dataclasses.replace(REINFORCE, estimator="rebar", cv_weight=1.0)
 BASELINE = "teacher forcing"
-CACHED, UNCACHED = "adversarial, cache", "adversarial, no cache"
-VARIANTS = [BASELINE, CACHED, UNCACHED]
-TARGETS = {("gpt2", CACHED): 4.0, ("lstm", CACHED): 4.0}
+CACHED, UNCACHED = "adversarial straight-through, cache", "adversarial straight-through, no cache"
+REINFORCE_CACHED, REBAR_CACHED = "adversarial reinforce, cache", "adversarial rebar, cache"
+ADVERSARIAL: dict[str, tuple[AdversarialConfig, bool]] = {
+    CACHED: (CRITIC, True), UNCACHED: (CRITIC, False), REINFORCE_CACHED: (REINFORCE, True),
+    REBAR_CACHED: (REBAR, True)}
+"""Each adversarial variant's section and whether its rollouts use the decoder's cache."""
+VARIANTS = [BASELINE, *ADVERSARIAL]
+TARGETS = {("gpt2", CACHED): 4.0, ("lstm", CACHED): 4.0,
+           ("gpt2", REINFORCE_CACHED): 3.0, ("lstm", REINFORCE_CACHED): 3.0}
 """Largest iteration time relative to teacher forcing; the uncached variant has none (it shows what the
-cache saves)."""
+cache saves), nor has rebar (two more critic passes, with gradient, over relaxed (B, T, V) tokens)."""
 
 SIZES = {
     "full": {"batch_size": 8, "lengths": [32], "warmup": 1, "steps": 4, "uncached_steps": 1,
@@ -92,6 +120,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=3e-4, help="the generator's AdamW learning rate")
     parser.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping on every side")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rebar", action=argparse.BooleanOptionalAction, default=True,
+                        help="include the rebar variant (--no-rebar leaves it out)")
     args = parser.parse_args()
     fill_sizes(args, SIZES)
     return args
@@ -138,17 +168,17 @@ def teacher_forcing_step(generator: Generator, args: argparse.Namespace,
     return step
 
 
-def adversarial_step(generator: Generator, cached: bool, args: argparse.Namespace,
-                     device: torch.device) -> Callable[[Batch, int], tuple[list[float], float]]:
+def adversarial_step(generator: Generator, cfg: AdversarialConfig, cached: bool,
+                     args: argparse.Namespace, device: torch.device) -> Callable[[Batch, int], tuple[list[float], float]]:
     """A function that takes one adversarial iteration (critic update, then generator update) and
-    returns [critic seconds, generator seconds] and the generator's loss."""
-    torch.manual_seed(args.seed)  # the same critic weights for both adversarial variants
-    objective = Adversarial(generator, CRITIC, task="lm", max_steps=MAX_STEPS)
+    returns [critic seconds, generator seconds] and the generator loss's value."""
+    torch.manual_seed(args.seed)  # the same critic weights for every adversarial variant
+    objective = Adversarial(generator, cfg, task="lm", max_steps=MAX_STEPS)
     if not cached:
-        objective.generator_player = UncachedRollouts(generator, CRITIC, MAX_STEPS)
+        objective.generator_player = UncachedRollouts(generator, cfg, MAX_STEPS)
     objective.train()
     gen_opt = torch.optim.AdamW(objective.generator_player.parameters(), lr=args.lr, weight_decay=0.0)
-    critic_opt = torch.optim.AdamW(objective.critic_player.parameters(), lr=CRITIC.critic_lr, weight_decay=0.0)
+    critic_opt = torch.optim.AdamW(objective.critic_player.parameters(), lr=cfg.critic_lr, weight_decay=0.0)
 
     def rng(i: int, phase: int) -> torch.Generator:
         return torch.Generator(device=device).manual_seed(args.seed * 1_000_003 + 2 * i + phase)
@@ -168,12 +198,12 @@ def adversarial_step(generator: Generator, cached: bool, args: argparse.Namespac
 
         def generator_update() -> None:
             with autocast(device, args.mixed_precision):
-                loss, _ = objective.generator_player(batch, i, objective.critic, rng(i, 1))
+                loss, metrics = objective.generator_player(batch, i, objective.critic, rng(i, 1))
             loss.backward()
             clip(objective.generator_player, args)
             gen_opt.step()
             gen_opt.zero_grad(set_to_none=True)
-            losses.append(loss.detach())
+            losses.append(metrics["loss"])  # the generator loss, not reinforce's or rebar's surrogate
 
         seconds = [timed(critic_update, device), timed(generator_update, device)]
         return seconds, losses[0].item()
@@ -188,13 +218,14 @@ def run_variant(variant: str, base: Generator, batches: list[Batch], steps: int,
     Returns:
         The seconds of each timed step (per update: [step] for teacher forcing, [critic, generator]
         for adversarial variants), and the (generator) loss of the first step, taken from the same
-        weights by both adversarial variants.
+        generator and critic weights by every adversarial variant.
     """
     generator = copy.deepcopy(base).train()
     if variant == BASELINE:
         step = teacher_forcing_step(generator, args, device)
     else:
-        step = adversarial_step(generator, variant == CACHED, args, device)
+        cfg, cached = ADVERSARIAL[variant]
+        step = adversarial_step(generator, cfg, cached, args, device)
     losses = [step(batches[i], i)[1] for i in range(args.warmup)]
     synchronize(device)
     timings = []
@@ -221,10 +252,12 @@ def main() -> None:
     args = parse_args()
     device = setup(args)
     vocab = Vocab(size=args.vocab + SPECIALS, pad_id=0, bos_id=1, eos_id=2, unk_id=3)
-    variants = [v for v in VARIANTS if v != UNCACHED or args.uncached_steps > 0]
+    variants = [v for v in VARIANTS
+                if (v != UNCACHED or args.uncached_steps > 0) and (v != REBAR_CACHED or args.rebar)]
     start = machine(device)
     results: dict = {"machine": start, "args": {k: str(v) for k, v in vars(args).items()},
-                     "critic": str(CRITIC), "runs": {}}
+                     "critic": str(CRITIC), "sections": {v: str(c) for v, (c, _) in ADVERSARIAL.items()},
+                     "runs": {}}
     rows, verdicts = [], []
     for family in args.models:
         torch.manual_seed(args.seed)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -406,6 +407,21 @@ class RunConfig:
 # Loading, overriding and checking
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML as a Python user means it: YAML 1.1 reads `3e-3` and `1e5` as strings (its floats need a
+    decimal point), so numbers in exponent notation are read as floats too."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML with `_Loader` (exponent-notation numbers are floats)."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] = (), cls: type = RunConfig) -> Any:
     """Read a YAML recipe (or start from the defaults), apply `key.sub=value` overrides, type-check.
 
@@ -416,7 +432,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), cls: 
     if path is not None:
         path = Path(path)
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            raw = load_yaml(path.read_text(encoding="utf-8")) or {}
         except FileNotFoundError:
             raise UserError(f"recipe not found: {path}") from None
         except (OSError, UnicodeDecodeError) as e:
@@ -429,7 +445,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), cls: 
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise UserError(f"override {item!r} is not of the form key=value")
-        _set_dotted(raw, key.strip(), yaml.safe_load(value) if value.strip() else None, cls)
+        try:
+            parsed = load_yaml(value) if value.strip() else None
+        except yaml.YAMLError as e:
+            raise UserError(f"override {item!r}: the value is not valid YAML: {str(e).splitlines()[0]}") from None
+        _set_dotted(raw, key.strip(), parsed, cls)
     return from_dict(cls, raw)
 
 

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 
 import torch
 from accelerate import Accelerator
-from tqdm.auto import tqdm
 
 from seqgen.config import DecodeConfig, RunConfig
 from seqgen.data import Split, TaskData, decode
@@ -36,6 +35,7 @@ from seqgen.metrics.oracle import sample_fixed_length, sequence_log_probs
 from seqgen.metrics.translation import corpus_scores
 from seqgen.metrics.two_sample import two_sample_test
 from seqgen.models.base import Generator
+from seqgen.progress import progress
 from seqgen.sampling import generate
 
 SAMPLE_CHUNK = 512
@@ -113,7 +113,7 @@ class _Sharded:
     def __init__(self, accelerator: Accelerator, desc: str) -> None:
         self.accelerator = accelerator
         self.desc = desc
-        self.hide = None if accelerator.is_local_main_process else True  # None: shown on a terminal only
+        self.show = accelerator.is_local_main_process
 
     @property
     def device(self) -> torch.device:
@@ -123,8 +123,8 @@ class _Sharded:
         """(i, item) for this process's items i ≡ rank (mod N), with a progress bar."""
         n, rank = self.accelerator.num_processes, self.accelerator.process_index
         mine = ((i, item) for i, item in enumerate(items) if i % n == rank)
-        return tqdm(mine, desc=f"{self.desc} {what}", leave=False, disable=self.hide,
-                    total=None if total is None else len(range(rank, total, n)))
+        return progress(mine, desc=f"{self.desc} {what}", leave=False, show=self.show,
+                        total=None if total is None else len(range(rank, total, n)))
 
     def gather(self, results: list[tuple[int, object]]) -> list[object]:
         """Every process's (index, result) pairs, sorted by index, without the indices."""

@@ -26,9 +26,9 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from seqgen.config import DecodeConfig, RunConfig
 from seqgen.data import decode, load_data, load_tokenizer
@@ -42,6 +42,7 @@ from seqgen.metrics.oracle import nll_oracle, nll_test
 from seqgen.models import load_generator
 from seqgen.models.base import Generator
 from seqgen.objectives.teacher_forcing import token_nll
+from seqgen.progress import progress
 from seqgen.sampling import generate
 
 PAIRS = (("nll_oracle", "nll_test"), ("bleu5_texygen", "self_bleu5"), ("bleu5_texygen", "nll_test"))
@@ -118,9 +119,9 @@ def sweep(model_dirs: Sequence[str | Path], alphas: Sequence[float], out: str | 
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     names = _model_names(model_dirs)
     rows: list[dict] = []
-    with tqdm(total=len(model_dirs) * len(alphas), desc="sweep") as progress:
+    with progress(desc="sweep", total=len(model_dirs) * len(alphas)) as reporter:
         for path, name in zip(model_dirs, names):
-            rows += _sweep_model(path, name, alphas, num_samples, seed, data, device, progress)
+            rows += _sweep_model(path, name, alphas, num_samples, seed, data, device, reporter)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _write_tables(rows, out)
@@ -129,23 +130,23 @@ def sweep(model_dirs: Sequence[str | Path], alphas: Sequence[float], out: str | 
 
 
 def _sweep_model(path: str | Path, name: str, alphas: list[float], num_samples: int, seed: int,
-                 data: str | None, device: torch.device, progress: tqdm) -> list[dict]:
+                 data: str | None, device: torch.device, reporter: Any) -> list[dict]:
     cfg, model_dir = run_config(path, data=data, split="test")
     model, _, task, _ = load_generator(model_dir)
     if task != "lm":
         raise UserError(f"{path} is a {task} model; a temperature sweep needs a language model")
     model.to(device)
-    progress.set_description(f"sweep {name}")
+    reporter.set_description(f"sweep {name}")
     base = {"model": name, "path": str(path), "data_source": cfg.data.source, "num_samples": num_samples}
     if cfg.data.source == "oracle":
-        metrics = _oracle_metrics(model, cfg, alphas, num_samples, seed, device, progress)
+        metrics = _oracle_metrics(model, cfg, alphas, num_samples, seed, device, reporter)
     else:
-        metrics = _text_metrics(model, model_dir, cfg, alphas, num_samples, seed, device, progress)
+        metrics = _text_metrics(model, model_dir, cfg, alphas, num_samples, seed, device, reporter)
     return [{**base, "alpha": alpha, **m} for alpha, m in zip(alphas, metrics)]
 
 
 def _oracle_metrics(model: Generator, cfg: RunConfig, alphas: list[float], num_samples: int, seed: int,
-                    device: torch.device, progress: tqdm) -> list[dict[str, float]]:
+                    device: torch.device, reporter: Any) -> list[dict[str, float]]:
     oracle = OracleLSTM.from_config(cfg.data.synthetic).to(device)
     # NLL_test is measured on the run's own test split (the oracle draws it from this seed), never on
     # sequences that a training split may share a seed with.
@@ -154,16 +155,16 @@ def _oracle_metrics(model: Generator, cfg: RunConfig, alphas: list[float], num_s
         raise UserError(f"the recipe of {cfg.output_dir} has no oracle test split (num_test = 0)")
     rows = []
     for alpha in alphas:
-        progress.set_postfix_str(f"α={alpha:g}")
+        reporter.set_postfix_str(f"α={alpha:g}")
         rows.append({"nll_oracle": nll_oracle(model, oracle, num_samples, seed, alpha),
                      "nll_test": nll_test(model, oracle, num_test, test_seed, alpha)})
-        progress.update()
+        reporter.update()
     return rows
 
 
 def _text_metrics(model: Generator, model_dir: Path, cfg: RunConfig, alphas: list[float],
                   num_samples: int, seed: int, device: torch.device,
-                  progress: tqdm) -> list[dict[str, float]]:
+                  reporter: Any) -> list[dict[str, float]]:
     tokenizer, _ = load_tokenizer(model_dir / "tokenizer.json")
     task_data = load_data(cfg, tokenizer, splits=("test",))
     if "test" not in task_data.splits:
@@ -175,7 +176,7 @@ def _text_metrics(model: Generator, model_dir: Path, cfg: RunConfig, alphas: lis
     decode_cfg = DecodeConfig(strategy="sample", max_new_tokens=cfg.decode.max_new_tokens)
     rows = []
     for alpha, nll in zip(alphas, nlls):
-        progress.set_postfix_str(f"α={alpha:g}")
+        reporter.set_postfix_str(f"α={alpha:g}")
         rng = torch.Generator(device).manual_seed(seed)
         samples = []
         for start in range(0, num_samples, SAMPLE_BATCH):
@@ -184,7 +185,7 @@ def _text_metrics(model: Generator, model_dir: Path, cfg: RunConfig, alphas: lis
             samples += [decode(tokenizer, row).split() for row in ids]
         rows.append({**bleu_scores(samples, references, orders=(5,)),
                      **self_bleu_scores(samples, orders=(5,)), "nll_test": nll})
-        progress.update()
+        reporter.update()
     return rows
 
 

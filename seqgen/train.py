@@ -30,11 +30,10 @@ from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration, set_seed
 from safetensors.torch import save_file
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from seqgen.checkpoints import Checkpoints, TrainerState
-from seqgen.config import RunConfig, from_dict, save_config, to_dict
+from seqgen.config import RunConfig, from_dict, load_yaml, save_config, to_dict
 from seqgen.data import TaskData, load_data, load_tokenizer, save_tokenizer
 from seqgen.data.batch import Batch
 from seqgen.data.synthetic.toy import ToyDistribution
@@ -42,6 +41,7 @@ from seqgen.errors import UserError
 from seqgen.evaluate import evaluate, sample_texts
 from seqgen.models import MODEL_INFO, Generator, build_generator, read_model_info, save_generator
 from seqgen.objectives import Adversarial, Objective, build_objective
+from seqgen.progress import progress
 from seqgen.tracking import JSONLTracker
 
 RECIPE_FILE = "recipe.yaml"
@@ -110,13 +110,12 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
                                                 "num_processes": accelerator.num_processes})
 
     batches = _global_batches(train_loader, state)
-    # The (unwrapped) objective: the prepared one, or the container of the two prepared players.
+    # The (unwrapped) objective: the container of the prepared players when adversarial, else the prepared one.
     inner = objective if isinstance(objective, Adversarial) else accelerator.unwrap_model(players[0].module)
     critic = inner.critic if isinstance(inner, Adversarial) else None
     exported_critic = critic if critic is not None and objective.trains_critic else None
     eval_split = cfg.eval.split if cfg.eval.split in data.splits else None
-    bar = tqdm(total=tc.max_steps, initial=state.step, desc="train", dynamic_ncols=True,
-               disable=not accelerator.is_local_main_process)
+    bar = progress(desc="train", total=tc.max_steps, initial=state.step, show=accelerator.is_local_main_process)
     window = _Window(accelerator.device)
     nonfinite = torch.zeros((), dtype=torch.bool, device=accelerator.device)
     final_metrics: dict[str, float] = {}
@@ -365,7 +364,7 @@ def _prepare_output_dir(cfg: RunConfig, out: Path, resume: bool, overwrite: bool
 def _check_same_run(cfg: RunConfig, recipe: Path) -> None:
     """A resumed run must keep the task, tokenizer and model it was started with."""
     try:
-        saved = from_dict(RunConfig, yaml.safe_load(recipe.read_text(encoding="utf-8")))
+        saved = from_dict(RunConfig, load_yaml(recipe.read_text(encoding="utf-8")))
     except (OSError, yaml.YAMLError) as e:
         raise UserError(f"cannot read the run's recipe {recipe}: {e}") from None
     old, new = to_dict(saved), to_dict(cfg)

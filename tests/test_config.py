@@ -25,6 +25,18 @@ def test_yaml_and_overrides(tmp_path):
     assert cfg.train.betas == [0.9, 0.98]
 
 
+def test_numbers_in_exponent_notation_are_floats_as_in_python(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("train: {lr: 3e-4, max_grad_norm: 1E2}\nobjective: {adversarial: {critic_lr: .5e-3}}\n")
+    cfg = load_config(recipe, ["train.weight_decay=1e-2", "objective.adversarial.tau=-2.5e+0"])
+    assert (cfg.train.lr, cfg.train.max_grad_norm, cfg.objective.adversarial.critic_lr) == (3e-4, 100.0, 5e-4)
+    assert (cfg.train.weight_decay, cfg.objective.adversarial.tau) == (0.01, -2.5)
+    # what is not a number stays text, and an integer stays an integer
+    assert load_config(None, ["output_dir=1e5x", "seed=7"]).output_dir == "1e5x"
+    with pytest.raises(UserError, match="config key model.hidden_dim: expected int, got 100000.0"):
+        load_config(None, ["model.hidden_dim=1e5"])
+
+
 def test_round_trip(tmp_path):
     cfg = load_config(None, ["model.family=transformer", "data.max_tokens=512"])
     save_config(cfg, tmp_path / "r.yaml")

@@ -24,7 +24,6 @@ from seqgen.objectives import estimators
 from seqgen.objectives.adversarial import GeneratorPlayer, check_adversarial
 from seqgen.objectives.optimal_critic import (
     OracleCritic,
-    cosine,
     critic_error,
     exact_js_pi_gradient,
     implied_gradient,
@@ -269,12 +268,24 @@ def test_learned_critic_on_a_toy_logs_its_error_and_warms_up_first(tmp_path):
     assert steps == [5, 6]
 
 
+SMALL_TRANSFORMER = ["model.family=transformer", "model.hidden_size=16", "model.num_hidden_layers=1",
+                     "model.num_attention_heads=2", "model.max_positions=80"]
+TASK_MODELS = {
+    "lm-lstm": ("recipes/debug/lm_adv.yaml", []),
+    "translation-lstm": ("recipes/debug/translation.yaml", []),
+    "captioning-lstm": ("recipes/debug/captioning.yaml", []),
+    "lm-gpt2": ("recipes/debug/lm_transformer.yaml", []),
+    "translation-bart": ("recipes/debug/translation.yaml", [*SMALL_TRANSFORMER, "model.arch=bart"]),
+    "captioning-gpt2": ("recipes/debug/captioning.yaml", [*SMALL_TRANSFORMER, "model.arch=gpt2"]),
+}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("estimator", ["reinforce", "rebar"])
-@pytest.mark.parametrize("recipe", ["recipes/debug/lm_adv.yaml", "recipes/debug/translation.yaml",
-                                    "recipes/debug/captioning.yaml"])
-def test_each_estimator_trains_each_task_through_the_cli(tmp_path, recipe, estimator):
-    main(["train", str(ROOT / recipe), f"output_dir={tmp_path}", "objective.name=adversarial",
+@pytest.mark.parametrize("task_model", list(TASK_MODELS))
+def test_each_estimator_trains_each_task_and_family_through_the_cli(tmp_path, task_model, estimator):
+    recipe, model = TASK_MODELS[task_model]
+    main(["train", str(ROOT / recipe), f"output_dir={tmp_path}", *model, "objective.name=adversarial",
           f"objective.adversarial.estimator={estimator}", "objective.adversarial.baseline=rloo",
           "objective.adversarial.rollouts_per_context=2", "objective.adversarial.critic_embedding_dim=8",
           "objective.adversarial.critic_hidden_dim=8", "train.max_steps=2", "train.log_every=1",

@@ -14,7 +14,13 @@ from seqgen.data.synthetic.toy import ToyDistribution
 from seqgen.errors import UserError
 from seqgen.experiments import gaussians, inconsistency, js_pi
 from seqgen.experiments.js_pi import fit_exact_js_pi, run_js_pi
-from seqgen.metrics.exact import binary_entropy, js_pi_with_leak, model_log_probs, support_log_probs, toy_metrics
+from seqgen.metrics.exact import (
+    binary_entropy,
+    js_pi_with_leak,
+    model_log_probs,
+    support_log_probs,
+    toy_metrics,
+)
 from seqgen.metrics.exact import js_pi as exact_js_pi
 from seqgen.models.rnn import RNNGenerator
 

@@ -42,7 +42,7 @@ from seqgen.config import AdversarialConfig
 from seqgen.data.batch import Batch
 from seqgen.data.synthetic import ToyDistribution
 from seqgen.errors import UserError
-from seqgen.experiments.runs import as_overrides, train_run
+from seqgen.experiments.runs import train_run
 from seqgen.experiments.tables import aligned, markdown_table
 from seqgen.metrics.exact import support_tokens
 from seqgen.models.base import Generator
@@ -52,7 +52,6 @@ from seqgen.objectives.optimal_critic import (
     cosine,
     critic_error,
     exact_js_pi_gradient,
-    flat_norm,
     implied_gradient,
 )
 

@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
 from transformers import get_scheduler
 
 from seqgen.config import RunConfig, load_config
@@ -48,7 +47,7 @@ from seqgen.errors import UserError
 from seqgen.experiments import gaussians
 from seqgen.experiments.inconsistency import describe_oracle
 from seqgen.experiments.plots import plot_kl_against_pi, plot_oracle_tradeoff
-from seqgen.experiments.runs import as_overrides, train_run, yaml_value
+from seqgen.experiments.runs import as_overrides, train_run
 from seqgen.experiments.tables import aligned, markdown_table
 from seqgen.metrics.exact import js_pi_with_leak, support_log_probs, toy_metrics
 from seqgen.metrics.oracle import oracle_metrics
@@ -146,13 +145,13 @@ SIZES = {
     # The oracle as inconsistency's full size: SeqGAN's (length 20, sizes 32, 10,000 sequences) with
     # 100 tokens; oracle.data.synthetic.weights=PATH.npz loads SeqGAN's own 5000-token weights.
     "full": StudySize(continuous="full", toy=_toy_recipe(20_000, 3000, 0.03),
-                      toy_adversarial=_adversarial(1000, 0.01, 32, 0.01, 1, warmup=200), pis=PIS,
+                      toy_adversarial=_adversarial(1000, 0.01, 32, 0.01, 2, warmup=200), pis=PIS,
                       seeds=(0, 1, 2),
                       oracle=_oracle_recipe(100, 20, 10_000, 5_000, 3000),
                       oracle_adversarial=_adversarial(1000, 0.0001, 64, 0.001, 1, "batch", warmup=200)),
     # `seqgen demo` runs the continuous and sequence steps
     "demo": StudySize(continuous="demo", toy=_toy_recipe(20_000, 2000, 0.03),
-                      toy_adversarial=_adversarial(300, 0.01, 16, 0.01, 1, batch_size=256, warmup=100),
+                      toy_adversarial=_adversarial(300, 0.01, 16, 0.01, 2, batch_size=256, warmup=100),
                       pis=(0.05, 0.25, 0.5, 0.75, 0.95), seeds=(0, 1, 2),
                       oracle=_oracle_recipe(30, 10, 5_000, 2_000, 300),
                       oracle_adversarial=_adversarial(200, 0.0001, 32, 0.001, 1, "batch")),
@@ -400,7 +399,7 @@ class _Plan:
         given, and the optimal critic when `optimal`), checked as `seqgen train` would check it."""
         if pi is None:
             return load_study_config(self.recipe, self.teacher, self.overrides)
-        study = [f"objective.adversarial.pi={yaml_value(pi)}", f"train.init_from={json.dumps(str(self.teacher))}"]
+        study = [f"objective.adversarial.pi={json.dumps(pi)}", f"train.init_from={json.dumps(str(self.teacher))}"]
         study += [] if seed is None else [f"seed={seed}"]
         study += ["objective.adversarial.critic=oracle"] if optimal else []
         return load_study_config(_merged(self.recipe, self.adversarial), self.folder / _run_name(pi, seed, optimal),
@@ -767,7 +766,6 @@ def _report(result: JsPiResult, files: dict[str, Path], out: Path) -> str:
                   markdown_table(*_continuous_rows(c)), "", markdown_table(*_spearman_rows(c["spearman"])), ""]
     if result.toy:
         info = result.toy["toy"]
-        adversarial = [r for r in result.toy["runs"] if r["method"] == "adversarial"]
         budget = info["budget"]
         lines += ["## 2. Sequences: an enumerable toy and a generator too small for it", "",
                   (f"P: a random `{info['kind']}` table over {info['vocab_size']} symbols × length "

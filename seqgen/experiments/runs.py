@@ -14,23 +14,15 @@ from seqgen.models.base import Generator
 
 
 def as_overrides(recipe: dict[str, Any], prefix: str = "") -> list[str]:
-    """A nested recipe as `a.b=value` overrides, each value written so that YAML reads it back unchanged."""
+    """A nested recipe as `a.b=value` overrides, each value written as JSON, which `load_config` reads back
+    unchanged (numbers in exponent notation included)."""
     items = []
     for key, value in recipe.items():
         if isinstance(value, dict):
             items += as_overrides(value, f"{prefix}{key}.")
         else:
-            items.append(f"{prefix}{key}={yaml_value(value)}")
+            items.append(f"{prefix}{key}={json.dumps(value)}")
     return items
-
-
-def yaml_value(value: Any) -> str:
-    """`value` as YAML reads it back unchanged: JSON, except that a float in exponent notation gets its
-    decimal point (YAML 1.1 reads `1e-05` as a string)."""
-    if isinstance(value, float) and "e" in repr(value):
-        mantissa, exponent = repr(value).split("e")
-        return f"{mantissa if '.' in mantissa else mantissa + '.0'}e{exponent}"
-    return json.dumps(value)
 
 
 def train_run(cfg: RunConfig) -> tuple[Generator, float]:

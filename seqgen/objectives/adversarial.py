@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -38,8 +39,8 @@ from torch import Tensor, nn
 
 from seqgen.config import AdversarialConfig
 from seqgen.data.batch import Batch, Context, Vocab
-from seqgen.errors import UserError
 from seqgen.data.synthetic.toy import ToyDistribution
+from seqgen.errors import UserError
 from seqgen.gumbel import Rollout, gumbel_rollout
 from seqgen.models.base import Generator
 from seqgen.models.critics import build_critic, gradient_penalty
@@ -192,11 +193,19 @@ class GeneratorPlayer(nn.Module):
         model = self.generator
         if self.cfg.estimator != "straight_through":
             with torch.no_grad():
-                tokens, mask = estimators.sample_rollout(model, model.encode(context), count, length, rng)
-            return pad_rollout(Rollout(probs=None, tokens=tokens, mask=mask), length, model.vocab.pad_id)
+                tokens, mask = self._sample(model.encode(context), count, length, rng)
+            return Rollout(probs=None, tokens=tokens, mask=mask)
         fake = gumbel_rollout(model, context=context, num_sequences=count, max_len=length, tau=self.tau(step),
                               hard=self.cfg.hard, feed=self.cfg.feed, generator=rng)
         return pad_rollout(fake, length, model.vocab.pad_id)
+
+    def _sample(self, memory: Any, count: int, length: int,
+                rng: torch.Generator | None) -> tuple[Tensor, Tensor]:
+        """`count` ancestral samples on `memory`, without gradient: (count, length) ids, PAD after each
+        EOS, and their mask, padded to `length` columns when every row ended earlier."""
+        tokens, mask = estimators.sample_rollout(self.generator, memory, count, length, rng)
+        return (estimators.pad_columns(tokens, length, self.generator.vocab.pad_id),
+                estimators.pad_columns(mask, length, False))
 
     def forward(self, batch: Batch, step: int, critic: nn.Module,
                 rng: torch.Generator | None = None) -> tuple[Tensor, dict[str, Tensor]]:
@@ -254,9 +263,7 @@ class GeneratorPlayer(nn.Module):
         memory = model.encode(batch.context)
         if k > 1:
             memory = model.select_memory(memory, rows)
-        tokens, mask = estimators.sample_rollout(model, memory, n, length, rng)
-        tokens = estimators.pad_columns(tokens, length, model.vocab.pad_id)  # (N, T)
-        mask = estimators.pad_columns(mask, length, False)
+        tokens, mask = self._sample(memory, n, length, rng)  # (N, T), decoded without gradient
         bos = torch.full_like(tokens[:, :1], model.vocab.bos_id)
         logits = model(torch.cat([bos, tokens[:, :-1]], 1), memory)  # (N, T, V), with gradient
         log_probs = logits.float().log_softmax(-1)
@@ -289,7 +296,7 @@ class GeneratorPlayer(nn.Module):
         prefix_mask = mask[:, None, :] & (positions[None, None, :] <= positions[None, :, None])  # (N, T, T)
         rows = torch.arange(n, device=tokens.device).repeat_interleave(length)
         with torch.no_grad():
-                scores = critic(tokens[rows], prefix_mask.reshape(n * length, length),
+            scores = critic(tokens[rows], prefix_mask.reshape(n * length, length),
                             None if context is None else context.select(rows))
         f = sequence_generator_loss(scores, self.cfg.pi, self.cfg.generator_loss).detach().view(n, length)
         increments = (f - F.pad(f, (1, 0))[:, :-1]) * mask

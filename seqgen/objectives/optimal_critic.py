@@ -174,11 +174,6 @@ def cosine(a: Sequence[Tensor], b: Sequence[Tensor]) -> float:
     return float(x @ y / denominator) if denominator > 0 else math.nan
 
 
-def flat_norm(a: Sequence[Tensor]) -> float:
-    """The Euclidean norm of a gradient given as a list of tensors."""
-    return float(torch.cat([t.reshape(-1).double() for t in a]).norm())
-
-
 def check_toy_source(toy: ToyDistribution | None) -> ToyDistribution:
     """The toy an oracle critic needs; UserError when the run's data are not an enumerable toy."""
     if toy is None:
