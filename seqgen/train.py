@@ -80,15 +80,15 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
             project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs")),
         )
     init_dir = _init_source(tc.init_from, cfg) if tc.init_from and not resume else None
-    tokenizer = _prepare_output_dir(cfg, out, resume, overwrite, accelerator)
+    # Everything the recipe names (data, tokenizer, model, objective) is built and checked before the
+    # output folder is touched, so that a mistake leaves an existing run as it was.
+    tokenizer = _check_output_dir(cfg, out, resume, overwrite)
     if init_dir is not None:  # the initial weights only make sense with their own tokenizer
         tokenizer, _ = load_tokenizer(init_dir)
     set_seed(cfg.seed)
 
     with accelerator.main_process_first():  # one process fills the datasets cache, the others read it
         data = load_data(cfg, tokenizer)
-    if accelerator.is_main_process and not resume:
-        save_tokenizer(data.tokenizer, out)
     train_loader = data.splits["train"].loader(cfg.data, shuffle=cfg.data.shuffle, seed=cfg.seed)
     generator = build_generator(cfg.model, data.vocab, cfg.task, cfg.data.image_size)
     if init_dir is not None:
@@ -97,6 +97,8 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
     objective = build_objective(cfg.objective, generator, task=cfg.task, max_steps=tc.max_steps,
                                 steps_per_epoch=len(train_loader.batch_sampler) / tc.gradient_accumulation_steps,
                                 toy=toy)
+    if not resume:
+        _start_output_dir(cfg, out, data.tokenizer, accelerator)
     players = _players(objective, tc, accelerator)
     checkpoints = Checkpoints(out, tc.keep_last)
     state = TrainerState()
@@ -332,33 +334,39 @@ def _init_source(path: str, cfg: RunConfig) -> Path:
 # ---------------------------------------------------------------------------------------------------
 
 
-def _prepare_output_dir(cfg: RunConfig, out: Path, resume: bool, overwrite: bool,
-                        accelerator: Accelerator):
-    """Check the run folder against `resume`/`overwrite`; return the tokenizer to reuse, if any."""
-    recipe = out / RECIPE_FILE
-    held = recipe.exists() or (out / "checkpoints").exists()
+def _check_output_dir(cfg: RunConfig, out: Path, resume: bool, overwrite: bool):
+    """Check the run folder against `resume`/`overwrite`, changing nothing; return the resumed run's
+    tokenizer (None for a new run)."""
     if resume and overwrite:
         raise UserError("choose one of --resume and --overwrite")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output_dir {out} is a file, not a folder")
     if resume:
         if Checkpoints(out, 1).latest() is None:
             raise UserError(f"nothing to resume in {out}: no complete checkpoint")
-        _check_same_run(cfg, recipe)
+        _check_same_run(cfg, out / RECIPE_FILE)
         tokenizer, _ = load_tokenizer(out / "tokenizer.json")
         return tokenizer
+    held = (out / RECIPE_FILE).exists() or (out / "checkpoints").exists()
     if held and not overwrite:
         raise UserError(f"output directory {out} already holds a run; pass --resume to continue it or "
                         f"--overwrite to replace it (or set output_dir=...)")
+    return None
+
+
+def _start_output_dir(cfg: RunConfig, out: Path, tokenizer, accelerator: Accelerator) -> None:
+    """Start a new run in `out`: remove an earlier run's files (what --overwrite replaces), then write
+    recipe.yaml and tokenizer.json."""
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        if held:
-            for name in ("checkpoints", "model", "best", "logs"):
-                shutil.rmtree(out / name, ignore_errors=True)
-            for name in (RECIPE_FILE, "tokenizer.json", "metrics.json"):
-                (out / name).unlink(missing_ok=True)
+        for name in ("checkpoints", "model", "best", "logs"):
+            shutil.rmtree(out / name, ignore_errors=True)
+        for name in (RECIPE_FILE, "tokenizer.json", "metrics.json"):
+            (out / name).unlink(missing_ok=True)
         out.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, recipe)
+        save_config(cfg, out / RECIPE_FILE)
+        save_tokenizer(tokenizer, out)
     accelerator.wait_for_everyone()
-    return None
 
 
 def _check_same_run(cfg: RunConfig, recipe: Path) -> None:

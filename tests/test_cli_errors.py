@@ -110,3 +110,33 @@ def test_existing_run_is_kept_and_resume_checks_the_model(seqgen, text_recipe, t
 def test_eval_and_generate_on_missing_folders(seqgen, tmp_path):
     assert_user_error(seqgen("eval", tmp_path / "nothing"), "nothing")
     assert_user_error(seqgen("generate", tmp_path / "nothing"), "nothing")
+
+
+def snapshot_files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("bad", [
+    ["data.train=recipes/debug/data/tain.{lang}"],  # a data file that is not there
+    ["model.arch=bart", "model.family=transformer", "model.max_positions=4"],  # a model that cannot hold the data
+    ["objective.name=adversarial", "objective.adversarial.critic=oracle"],  # an objective the data cannot have
+    ["train.init_from=nowhere"],  # initial weights that are not there
+])
+def test_overwrite_with_a_bad_recipe_leaves_the_old_run_as_it_was(seqgen, tmp_path, bad):
+    run = tmp_path / "run"
+    recipe = "recipes/debug/translation.yaml"
+    first = seqgen("train", recipe, f"output_dir={run}", *TINY)
+    assert first.returncode == 0, first.stderr[-2000:]
+    before = snapshot_files(run)
+    assert {"recipe.yaml", "tokenizer.json", "model/model.safetensors"} <= set(before)
+    assert_user_error(seqgen("train", recipe, f"output_dir={run}", *TINY, *bad, "--overwrite"))
+    assert snapshot_files(run) == before
+
+
+def test_a_failed_first_start_leaves_nothing_so_the_retry_starts(seqgen, tmp_path):
+    run = tmp_path / "run"
+    recipe = "recipes/debug/translation.yaml"
+    assert_user_error(seqgen("train", recipe, f"output_dir={run}", *TINY, "data.train=recipes/debug/data/tain.{lang}"))
+    assert not run.exists() or not any(run.iterdir())
+    retry = seqgen("train", recipe, f"output_dir={run}", *TINY)
+    assert retry.returncode == 0, retry.stderr[-2000:]
