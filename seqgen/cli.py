@@ -91,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--temperature", type=float, default=1.0)
     g.add_argument("--top-k", type=int, default=0)
     g.add_argument("--top-p", type=float, default=1.0)
-    g.add_argument("--beam", type=int, default=0, help="beam size (implies --strategy beam)")
+    g.add_argument("--beam", type=int, default=None, help="beam size (implies --strategy beam)")
     g.add_argument("--max-new-tokens", type=int, default=None,
                    help="longest output (default: the run's decode.max_new_tokens, else 64)")
     g.add_argument("--seed", type=int, default=0)
@@ -204,11 +204,15 @@ def _generate(args: argparse.Namespace) -> None:
     from seqgen.config import DecodeConfig
     from seqgen.inference import generate_texts, recipe_decode_length
 
-    strategy = args.strategy or ("beam" if args.beam else "sample")
+    strategy = args.strategy or ("beam" if args.beam is not None else "sample")
     if args.n < 1 or args.temperature <= 0 or not 0 < args.top_p <= 1 or args.top_k < 0:
         raise UserError("--n must be >= 1, --temperature > 0, --top-p in (0, 1] and --top-k >= 0")
+    if args.beam is not None and args.beam < 1:
+        raise UserError(f"--beam must be >= 1 (the number of hypotheses kept), got {args.beam}")
+    if args.max_new_tokens is not None and args.max_new_tokens < 1:
+        raise UserError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
     decode = DecodeConfig(strategy=strategy, temperature=args.temperature, top_k=args.top_k,
-                          top_p=args.top_p, beam_size=max(args.beam, 1),
+                          top_p=args.top_p, beam_size=args.beam or DecodeConfig.beam_size,
                           max_new_tokens=args.max_new_tokens or recipe_decode_length(args.path))
     inputs = None
     if args.input:

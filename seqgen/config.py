@@ -409,7 +409,17 @@ class RunConfig:
 
 class _Loader(yaml.SafeLoader):
     """YAML as a Python user means it: YAML 1.1 reads `3e-3` and `1e5` as strings (its floats need a
-    decimal point), so numbers in exponent notation are read as floats too."""
+    decimal point), so numbers in exponent notation are read as floats too; and a key given twice in
+    one mapping is an error, not a silent choice of the last value."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise UserError(f"the key {key!r} is given twice in one mapping (line {key_node.start_mark.line + 1})")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 _Loader.add_implicit_resolver(
@@ -418,7 +428,7 @@ _Loader.add_implicit_resolver(
 
 
 def load_yaml(text: str) -> Any:
-    """Parse YAML with `_Loader` (exponent-notation numbers are floats)."""
+    """Parse YAML with `_Loader` (exponent-notation numbers are floats, repeated keys an error)."""
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
@@ -432,13 +442,15 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), cls: 
     if path is not None:
         path = Path(path)
         try:
-            raw = load_yaml(path.read_text(encoding="utf-8")) or {}
+            raw = load_yaml(path.read_text(encoding="utf-8-sig")) or {}
         except FileNotFoundError:
             raise UserError(f"recipe not found: {path}") from None
         except (OSError, UnicodeDecodeError) as e:
             raise UserError(f"cannot read recipe {path}: {e}") from None
         except yaml.YAMLError as e:
             raise UserError(f"recipe {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+        except UserError as e:
+            raise UserError(f"recipe {path}: {e}") from None
         if not isinstance(raw, dict):
             raise UserError(f"recipe {path} must be a mapping of keys to values")
     for item in overrides:

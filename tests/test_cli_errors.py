@@ -140,3 +140,14 @@ def test_a_failed_first_start_leaves_nothing_so_the_retry_starts(seqgen, tmp_pat
     assert not run.exists() or not any(run.iterdir())
     retry = seqgen("train", recipe, f"output_dir={run}", *TINY)
     assert retry.returncode == 0, retry.stderr[-2000:]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--beam", "0"], "--beam must be >= 1"),
+    (["--max-new-tokens", "0"], "--max-new-tokens must be >= 1"),
+    (["--n", "0"], "--n must be >= 1"),
+])
+def test_generate_refuses_empty_decoding_settings(seqgen, tmp_path, flags, message):
+    run = tmp_path / "run"
+    assert seqgen("train", "recipes/debug/lm.yaml", f"output_dir={run}", *TINY).returncode == 0
+    assert_user_error(seqgen("generate", run, *flags), message)

@@ -37,6 +37,18 @@ def test_numbers_in_exponent_notation_are_floats_as_in_python(tmp_path):
         load_config(None, ["model.hidden_dim=1e5"])
 
 
+def test_a_key_given_twice_is_an_error_and_a_byte_order_mark_is_ignored(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("task: lm\ntrain: {lr: 0.1}\nmodel: {hidden_dim: 4}\ntrain: {max_steps: 3}\n")
+    with pytest.raises(UserError, match=r"r\.yaml: the key 'train' is given twice in one mapping \(line 4\)"):
+        load_config(recipe)
+    recipe.write_text("train: {lr: 0.1, lr: 0.2}\n")
+    with pytest.raises(UserError, match="the key 'lr' is given twice"):
+        load_config(recipe)
+    recipe.write_bytes("\ufefftask: translation\n".encode("utf-8"))
+    assert load_config(recipe).task == "translation"
+
+
 def test_round_trip(tmp_path):
     cfg = load_config(None, ["model.family=transformer", "data.max_tokens=512"])
     save_config(cfg, tmp_path / "r.yaml")

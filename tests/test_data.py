@@ -71,6 +71,15 @@ def test_gzipped_text_reads_like_plain_text(tmp_path):
     assert a.splits["train"].texts() == b.splits["train"].texts() == ["ein Haus", "zwei Häuser"]
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_word(tmp_path):
+    for name, text in (("a.txt", "\ufeffein Haus\nzwei\n"), ("b.jsonl", '\ufeff{"text": "ein Haus"}\n')):
+        path = tmp_path / name
+        path.write_bytes(text.encode("utf-8"))
+        source = "text" if name.endswith(".txt") else "jsonl"
+        data = load_data(cfg_of(f"data.train={path}", f"data.source={source}"))
+        assert data.splits["train"].texts()[0] == "ein Haus", name
+
+
 def test_parallel_source_pairs_lines_and_skips_half_blank_pairs(tmp_path):
     write(tmp_path / "train.de", "ein Hund\n\nzwei Katzen\ndrei\n")
     write(tmp_path / "train.en", "a dog\nnothing\ntwo cats\n\n")

@@ -206,7 +206,9 @@ def _checked_lines(path: str | Path) -> int:
 
 def _load(builder: str, path: str | Path) -> datasets.Dataset:
     try:
-        return datasets.load_dataset(builder, data_files={"train": str(path)}, split="train")
+        # utf-8-sig: a byte-order mark some editors write must not become part of the first token
+        encoding = {} if builder == "parquet" else {"encoding": "utf-8-sig"}
+        return datasets.load_dataset(builder, data_files={"train": str(path)}, split="train", **encoding)
     except Exception as e:  # noqa: BLE001 - a malformed file surfaces as any of many library errors
         raise UserError(f"cannot read {path} as {builder}: {str(e).strip().splitlines()[0]}") from None
 
