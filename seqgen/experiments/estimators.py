@@ -42,7 +42,7 @@ from seqgen.config import AdversarialConfig
 from seqgen.data.batch import Batch
 from seqgen.data.synthetic import ToyDistribution
 from seqgen.errors import UserError
-from seqgen.experiments.runs import train_run
+from seqgen.experiments.runs import study_folder, train_run
 from seqgen.experiments.tables import aligned, markdown_table
 from seqgen.metrics.exact import support_tokens
 from seqgen.models.base import Generator
@@ -186,11 +186,7 @@ def run_estimators(out_dir: str | Path, *, size: str = "full", pis: Sequence[flo
     pis = sorted(dict.fromkeys(float(pi) for pi in pis))
     if not pis or not all(0 < pi < 1 for pi in pis):
         raise UserError(f"every class prior pi must be in (0, 1), got {pis}")
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out} is a file, not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise UserError(f"{out} is not empty; pass --overwrite to replace the harness there")
+    out = study_folder(out_dir, overwrite)
     spec = SIZES[size]
     from seqgen.experiments import js_pi  # the study's recipes (js_pi imports this module's results)
 

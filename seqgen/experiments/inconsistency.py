@@ -36,7 +36,7 @@ from seqgen.data.sources import split_seed
 from seqgen.data.synthetic import OracleLSTM, ToyDistribution
 from seqgen.errors import UserError
 from seqgen.experiments.plots import plot_heatmaps, plot_kl_against_epsilon
-from seqgen.experiments.runs import as_overrides, train_run
+from seqgen.experiments.runs import as_overrides, study_folder, train_run
 from seqgen.experiments.tables import aligned, markdown_table
 from seqgen.metrics.exact import kl, model_log_probs, toy_metrics
 from seqgen.metrics.oracle import oracle_metrics
@@ -210,11 +210,7 @@ def run_inconsistency(out_dir: str | Path, overrides: Sequence[str] = (), *, siz
     epsilons = list(dict.fromkeys(float(e) for e in epsilons))
     for e in epsilons:
         _check_epsilon(e)
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out} is a file, not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise UserError(f"{out} is not empty; pass --overwrite (overwrite=True) to replace the study there")
+    out = study_folder(out_dir, overwrite)
     toy_overrides = [o for o in overrides if not o.startswith("oracle.")]
     oracle_overrides = [o.removeprefix("oracle.") for o in overrides if o.startswith("oracle.")]
     for item in overrides:

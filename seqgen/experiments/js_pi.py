@@ -47,7 +47,7 @@ from seqgen.errors import UserError
 from seqgen.experiments import gaussians
 from seqgen.experiments.inconsistency import describe_oracle
 from seqgen.experiments.plots import plot_kl_against_pi, plot_oracle_tradeoff
-from seqgen.experiments.runs import as_overrides, train_run
+from seqgen.experiments.runs import as_overrides, study_folder, train_run
 from seqgen.experiments.tables import aligned, markdown_table
 from seqgen.metrics.exact import js_pi_with_leak, support_log_probs, toy_metrics
 from seqgen.metrics.oracle import oracle_metrics
@@ -301,11 +301,7 @@ def run_js_pi(out_dir: str | Path, overrides: Sequence[str] = (), *, size: str =
     for grid, used in ((pis, toy), (continuous_pis, continuous)):
         if used and len(grid) < 2:
             raise UserError(f"the study needs at least two values of pi to show a trend, got {grid}")
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out} is a file, not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise UserError(f"{out} is not empty; pass --overwrite (overwrite=True) to replace the study there")
+    out = study_folder(out_dir, overwrite)
     groups = _split_overrides(overrides)
     if (groups["oracle"] or groups["oracle_adversarial"]) and not oracle:
         raise UserError("oracle.* overrides were given but the oracle step is skipped")

@@ -7,9 +7,11 @@ import contextlib
 import io
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from seqgen.config import RunConfig
+from seqgen.errors import UserError
 from seqgen.models.base import Generator
 
 
@@ -23,6 +25,20 @@ def as_overrides(recipe: dict[str, Any], prefix: str = "") -> list[str]:
         else:
             items.append(f"{prefix}{key}={json.dumps(value)}")
     return items
+
+
+def study_folder(out_dir: str | Path, overwrite: bool) -> Path:
+    """A study's folder, checked before any work: not a file, and empty unless `overwrite`.
+
+    Raises:
+        UserError: it is a file, or it holds something and `overwrite` is False.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise UserError(f"{out} is not empty; pass --overwrite to replace the study there")
+    return out
 
 
 def train_run(cfg: RunConfig) -> tuple[Generator, float]:
