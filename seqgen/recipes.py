@@ -21,6 +21,9 @@ def check_recipe(cfg: RunConfig) -> None:
         check_scheduled_sampling(cfg.objective.scheduled_sampling)
     if cfg.objective.name == "adversarial":
         check_adversarial(cfg.objective.adversarial)
+        if cfg.objective.adversarial.critic == "oracle" and d.source != "toy":
+            raise UserError("objective.adversarial.critic=oracle needs data.source=toy (the optimal critic is "
+                            f"computed from an enumerable P), got data.source={d.source}")
         if t.mixed_precision == "fp16":
             raise UserError("objective adversarial does not support train.mixed_precision=fp16 (two optimizers "
                             "would share one loss scaler); use bf16 or no")
