@@ -48,10 +48,11 @@ def test_two_processes_match_one(recipe, tmp_path):
 @pytest.mark.parametrize("recipe, estimator", [
     ("recipes/debug/lm_adv.yaml", ["objective.adversarial.estimator=reinforce"]),
     ("recipes/debug/lm_adv.yaml", ["objective.adversarial.estimator=straight_through"]),
+    ("recipes/debug/lm_adv.yaml", ["objective.adversarial.estimator=rebar"]),
     ("recipes/debug/translation.yaml", ["objective.adversarial.estimator=reinforce",
                                         "objective.adversarial.baseline=rloo",
                                         "objective.adversarial.rollouts_per_context=2"]),
-], ids=["lm-reinforce", "lm-straight-through", "translation-reinforce-rloo"])
+], ids=["lm-reinforce", "lm-straight-through", "lm-rebar", "translation-reinforce-rloo"])
 def test_two_processes_agree_on_both_adversarial_players(recipe, estimator, tmp_path):
     """Each process draws its own rollouts, yet both players' weights stay identical across processes."""
     accelerate = Path(sys.executable).with_name("accelerate")
