@@ -55,9 +55,19 @@ def _quiet_libraries(verbose: bool) -> None:
     logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("seqgen")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="seqgen", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true", help="log data statistics and progress details")
+    p.add_argument("--version", action="version", version=f"seqgen {_version()}")
     sub = p.add_subparsers(required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", help="train a generator from a recipe")

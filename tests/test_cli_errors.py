@@ -151,3 +151,10 @@ def test_generate_refuses_empty_decoding_settings(seqgen, tmp_path, flags, messa
     run = tmp_path / "run"
     assert seqgen("train", "recipes/debug/lm.yaml", f"output_dir={run}", *TINY).returncode == 0
     assert_user_error(seqgen("generate", run, *flags), message)
+
+
+def test_version(seqgen):
+    from importlib.metadata import version
+
+    proc = seqgen("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"seqgen {version('seqgen')}"
