@@ -121,6 +121,7 @@ def snapshot_files(folder: Path) -> dict[str, bytes]:
     ["model.arch=bart", "model.family=transformer", "model.max_positions=4"],  # a model that cannot hold the data
     ["objective.name=adversarial", "objective.adversarial.critic=oracle"],  # an objective the data cannot have
     ["train.init_from=nowhere"],  # initial weights that are not there
+    ["tokenizer.kind=pretrained", "tokenizer.name_or_path=./no/such-tokenizer"],  # a tokenizer path that is not there
 ])
 def test_overwrite_with_a_bad_recipe_leaves_the_old_run_as_it_was(seqgen, tmp_path, bad):
     run = tmp_path / "run"
@@ -129,7 +130,9 @@ def test_overwrite_with_a_bad_recipe_leaves_the_old_run_as_it_was(seqgen, tmp_pa
     assert first.returncode == 0, first.stderr[-2000:]
     before = snapshot_files(run)
     assert {"recipe.yaml", "tokenizer.json", "model/model.safetensors"} <= set(before)
-    assert_user_error(seqgen("train", recipe, f"output_dir={run}", *TINY, *bad, "--overwrite"))
+    proc = seqgen("train", recipe, f"output_dir={run}", *TINY, *bad, "--overwrite")
+    assert_user_error(proc)
+    assert "hub" not in proc.stderr  # a local path that is missing is not looked up on the hub
     assert snapshot_files(run) == before
 
 

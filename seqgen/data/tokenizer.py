@@ -69,6 +69,12 @@ def _wrap(tok: Tokenizer) -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(tokenizer_object=tok, **SPECIAL_TOKENS)
 
 
+def _looks_like_a_path(name: str) -> bool:
+    """Whether `name` can only be a local path: a hub name is `name` or `organisation/name`."""
+    return (name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+            or name.endswith((".json", ".model")))
+
+
 def load_tokenizer(path: str | Path) -> tuple[PreTrainedTokenizerFast, Vocab]:
     """Load a tokenizer saved by `save_tokenizer` (its folder or its tokenizer.json), any
     tokenizer.json, a folder saved by `transformers`, or a hub name; missing special tokens are added.
@@ -78,6 +84,8 @@ def load_tokenizer(path: str | Path) -> tuple[PreTrainedTokenizerFast, Vocab]:
     """
     name = str(path)
     path = Path(path)
+    if not path.exists() and _looks_like_a_path(name):  # not a hub name: say so, without asking the hub
+        raise UserError(f"tokenizer not found: {name} (no such file or folder)")
     if path.is_file() and path.name == "tokenizer.json" and (path.parent / "tokenizer_config.json").is_file():
         path = path.parent  # the config beside it says which tokens are BOS/EOS/PAD/UNK
     try:
