@@ -57,6 +57,7 @@ def text_recipe(tmp_path):
 
 def test_missing_data_file(seqgen, text_recipe, tmp_path):
     assert_user_error(seqgen("train", text_recipe, f"data.train={tmp_path / 'nope.txt'}", *TINY), "nope.txt")
+    assert_user_error(seqgen("train", text_recipe, f"data.train={tmp_path}", *TINY), "is a folder; data.train")
 
 
 def test_empty_data_file(seqgen, text_recipe, tmp_path):

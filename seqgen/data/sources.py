@@ -174,6 +174,8 @@ def scan_text(path: str | Path) -> tuple[int, int]:
             (naming the line number).
     """
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; data.train/validation/test name files")
     if not path.is_file():
         raise UserError(f"data file not found: {path}")
     lines = nonblank = 0
