@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -195,19 +196,62 @@ def _eval(args: argparse.Namespace) -> None:
     from seqgen.inference import evaluate_model
     from seqgen.train import cpu_processes
 
+    # What is measured, recorded in the file: a file never holds, nor is replaced by, another measurement.
+    measured = {"model": str(args.path), "split": None if args.data else args.split, "data": args.data,
+                "bleu": args.bleu, "quality": args.quality, "two_sample": args.two_sample,
+                "overrides": list(args.overrides)}
+    out = Path(args.out) if args.out else Path(args.path) / _metrics_name(args.split, args.data)
+    # before the evaluation, which can take long; a file named by --out is the user's to replace
+    _check_metrics_file(out, None if args.out else measured)
     accelerator = Accelerator(cpu=cpu_processes())
-    result, path = evaluate_model(args.path, split=args.split, data=args.data, bleu=args.bleu,
-                                  quality=args.quality, two_sample=args.two_sample,
-                                  overrides=args.overrides, accelerator=accelerator)
+    result, _ = evaluate_model(args.path, split=args.split, data=args.data, bleu=args.bleu,
+                               quality=args.quality, two_sample=args.two_sample,
+                               overrides=args.overrides, accelerator=accelerator)
     if not accelerator.is_main_process:
         return
     print(_table(result.metrics))
     for key, sig in result.signatures.items():
         print(f"{key} signature: {sig}")
-    out = Path(args.out) if args.out else path / f"metrics-{args.split}.json"
-    out.write_text(json.dumps({"metrics": result.metrics, "signatures": result.signatures}, indent=2))
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(json.dumps({"measured": measured, "metrics": result.metrics, "signatures": result.signatures},
+                              indent=2))
+    tmp.replace(out)  # whole or not at all
     shared = f" (work shared by {accelerator.num_processes} processes)" if accelerator.num_processes > 1 else ""
     print(f"metrics written to {out}{shared}")
+
+
+def _metrics_name(split: str, data: str | None) -> str:
+    """metrics-SPLIT.json, or metrics-data-NAME.json for a file given by --data."""
+    if data is None:
+        return f"metrics-{split}.json"
+    return f"metrics-data-{re.sub(r'[^A-Za-z0-9._-]+', '_', Path(data).name)}.json"
+
+
+def _check_metrics_file(out: Path, measured: dict | None) -> None:
+    """Refuse a place that cannot be written, or a default output file that holds another measurement
+    than `measured` (None: any file may be replaced)."""
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; name a file")
+    if not out.parent.is_dir():
+        raise UserError(f"cannot write {out}: no folder {out.parent}")
+    if not os.access(out.parent, os.W_OK):
+        raise UserError(f"cannot write {out}: the folder is not writable")
+    if measured is not None and out.exists():
+        try:
+            previous = json.loads(out.read_text(encoding="utf-8")).get("measured")
+        except (OSError, ValueError, AttributeError):
+            previous = "unreadable"
+        if previous != measured:
+            raise UserError(f"{out} holds another measurement ({_describe(previous)}); pass --out FILE to "
+                            f"keep both")
+
+
+def _describe(measured: object) -> str:
+    if not isinstance(measured, dict):
+        return "not written by this version of seqgen eval" if measured is None else str(measured)
+    what = f"data {measured['data']}" if measured.get("data") else f"split {measured.get('split')}"
+    overrides = measured.get("overrides") or []
+    return what + (f", {' '.join(overrides)}" if overrides else "")
 
 
 def _generate(args: argparse.Namespace) -> None:

@@ -5,6 +5,7 @@ interpreter per case); an exception other than the user error would fail the tes
 """
 
 import gzip
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -162,3 +163,24 @@ def test_version(seqgen):
 
     proc = seqgen("--version")
     assert proc.returncode == 0 and proc.stdout.strip() == f"seqgen {version('seqgen')}"
+
+
+def test_eval_files_name_what_they_measured_and_never_replace_another(seqgen, tmp_path):
+    run = tmp_path / "run"
+    assert seqgen("train", "recipes/debug/translation.yaml", f"output_dir={run}", *TINY).returncode == 0
+    assert seqgen("eval", run, "--split", "test", "--no-quality").returncode == 0
+    test_file = run / "metrics-test.json"
+    saved = json.loads(test_file.read_text())
+    assert saved["measured"]["split"] == "test" and saved["measured"]["data"] is None and saved["metrics"]
+    before = test_file.read_bytes()
+    # other data: its own file, named for it
+    assert seqgen("eval", run, "--data", "recipes/debug/data/val.{lang}", "--no-quality").returncode == 0
+    other = json.loads((run / "metrics-data-val._lang_.json").read_text())["measured"]
+    assert other["data"] == "recipes/debug/data/val.{lang}" and other["split"] is None
+    # another decoding of the same split would replace the file: refused before any work, file unchanged
+    proc = seqgen("eval", run, "--split", "test", "--no-quality", "decode.strategy=beam")
+    assert_user_error(proc, "metrics-test.json holds another measurement (split test)", "--out")
+    assert test_file.read_bytes() == before
+    # the same measurement again replaces it; an --out that cannot be written is refused up front
+    assert seqgen("eval", run, "--split", "test", "--no-quality").returncode == 0
+    assert_user_error(seqgen("eval", run, "--out", tmp_path / "no" / "m.json"), "no folder")
