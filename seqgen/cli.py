@@ -116,6 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--num-samples", type=int, default=1000, help="samples per model and alpha")
     w.add_argument("--seed", type=int, default=0)
     w.add_argument("--data", help="test file for models without a recipe beside them")
+    w.add_argument("--overwrite", action="store_true", help="replace the sweep that --out holds")
     w.set_defaults(run=_sweep)
 
     c = sub.add_parser("check", help="validate recipes")
@@ -283,7 +284,7 @@ def _sweep(args: argparse.Namespace) -> None:
     from seqgen.sweep import sweep
 
     rows = sweep(args.paths, args.alphas, args.out, num_samples=args.num_samples, seed=args.seed,
-                 data=args.data)
+                 data=args.data, overwrite=args.overwrite)
     print(f"{len(rows)} rows; table and figures written to {args.out}")
 
 

@@ -85,7 +85,7 @@ def tempered_nll(model: Generator, batches: Iterable[Batch], alphas: Sequence[fl
 
 def sweep(model_dirs: Sequence[str | Path], alphas: Sequence[float], out: str | Path, *,
           num_samples: int = 1000, seed: int = 0, data: str | None = None,
-          device: str | torch.device | None = None) -> list[dict]:
+          device: str | torch.device | None = None, overwrite: bool = False) -> list[dict]:
     """Quality and diversity of each language model at each inverse temperature; writes tables and plots.
 
     Writes into `out`: `sweep.csv` and `sweep.json` (one row per model x α) and one PNG per metric pair
@@ -100,14 +100,16 @@ def sweep(model_dirs: Sequence[str | Path], alphas: Sequence[float], out: str | 
         seed: seeds the model samples; the same for every α.
         data: a test file to use instead of the recipe's test split (needed for a bare model folder).
         device: where the models run (default: CUDA when available, else CPU).
+        overwrite: replace the sweep that `out` already holds (otherwise that is an error, raised
+            before any work).
 
     Returns:
         The rows: `model` (its folder name), `path`, `data_source`, `alpha`, `num_samples`, and
         `nll_oracle`, `nll_test` (oracle runs) or `bleu5_texygen`, `self_bleu5`, `nll_test` (text).
 
     Raises:
-        UserError: no models, a bad α or sample count, a model that is not a language model, or a
-            model without test data.
+        UserError: no models, a bad α or sample count, a model that is not a language model, a
+            model without test data, or an `out` that holds a sweep already (without `overwrite`).
     """
     alphas = [float(a) for a in alphas]
     if not model_dirs:
@@ -116,6 +118,10 @@ def sweep(model_dirs: Sequence[str | Path], alphas: Sequence[float], out: str | 
         raise UserError(f"sweep: inverse temperatures must be finite and > 0, got {alphas}")
     if num_samples < 2:
         raise UserError(f"sweep: num_samples must be at least 2 (Self-BLEU needs two samples), got {num_samples}")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise UserError(f"sweep: {out} is a file, not a folder")
+    if (Path(out) / "sweep.csv").exists() and not overwrite:
+        raise UserError(f"sweep: {out} already holds a sweep; pass --overwrite to replace it, or --out FOLDER")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     names = _model_names(model_dirs)
     rows: list[dict] = []

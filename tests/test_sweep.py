@@ -126,6 +126,13 @@ def test_a_row_does_not_depend_on_the_other_models_or_alphas(swept, runs):
     rows, _ = swept
     alone = sweep([runs / "oracle_trained"], [3.0], runs / "alone", num_samples=200, seed=0)
     assert alone == [r for r in rows if r["model"] == "oracle_trained" and r["alpha"] == 3.0]
+    # a folder that holds a sweep is only replaced on request, refused before any work
+    before = (runs / "alone" / "sweep.csv").read_bytes()
+    with pytest.raises(UserError, match="already holds a sweep; pass --overwrite"):
+        sweep([runs / "oracle_trained"], [2.0], runs / "alone", num_samples=200, seed=0)
+    assert (runs / "alone" / "sweep.csv").read_bytes() == before
+    again = sweep([runs / "oracle_trained"], [3.0], runs / "alone", num_samples=200, seed=0, overwrite=True)
+    assert again == alone
 
 
 @pytest.mark.parametrize("alphas, num_samples, match", [([0.0, 1.0], 10, "> 0"), ([], 10, "> 0"),

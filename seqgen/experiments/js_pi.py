@@ -536,7 +536,7 @@ def _oracle_study(plan: _Plan, oracle: OracleLSTM, pis: list[float]) -> dict[str
         print(f"[{i}/{total}] oracle {runs[-1]['name']:<16} NLL_oracle = {metrics['nll_oracle']:.4f}  "
               f"NLL_test = {metrics['nll_test']:.4f}  ({seconds:.1f} s)")
     # The same samples and test split as the runs' own figures, so that α = 1 is teacher forcing's point.
-    curve = sweep([plan.teacher], ALPHAS, plan.folder / "sweep", num_samples=n, seed=seed)
+    curve = sweep([plan.teacher], ALPHAS, plan.folder / "sweep", num_samples=n, seed=seed, overwrite=True)
     curve = [{k: r[k] for k in ("alpha", "nll_oracle", "nll_test")} for r in curve]
     for r in runs:
         r["nll_test_tf_curve"] = _on_curve(curve, r["nll_oracle"]) if r["pi"] is not None else None
