@@ -53,8 +53,8 @@ from seqgen.metrics.exact import js_pi_with_leak, support_log_probs, toy_metrics
 from seqgen.metrics.oracle import oracle_metrics
 from seqgen.models.base import Generator
 
-PIS = gaussians.PIS
-"""The class priors of the continuous and sequence steps."""
+PIS = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
+"""The class priors of the sequence step at full size (the continuous step has `gaussians.PIS_LOG`)."""
 ORACLE_PIS = (0.25, 0.5, 0.75, 0.9)
 """The class priors of the oracle step."""
 ALPHAS = (0.5, 0.67, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.25, 1.5, 2.0)
