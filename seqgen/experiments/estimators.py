@@ -47,13 +47,7 @@ from seqgen.experiments.tables import aligned, markdown_table
 from seqgen.metrics.exact import support_tokens
 from seqgen.models.base import Generator
 from seqgen.objectives.adversarial import CriticPlayer, GeneratorPlayer, build_critic_from
-from seqgen.objectives.optimal_critic import (
-    OracleCritic,
-    cosine,
-    critic_error,
-    exact_js_pi_gradient,
-    implied_gradient,
-)
+from seqgen.objectives.optimal_critic import OracleCritic, cosine, critic_report, exact_js_pi_gradient
 
 PIS = (0.05, 0.25, 0.5, 0.75, 0.95)
 """The class priors of the harness."""
@@ -199,16 +193,17 @@ def run_estimators(out_dir: str | Path, *, size: str = "full", pis: Sequence[flo
     start = js_pi.measure_toy(model, toy, None)
     adversarial = AdversarialConfig(**study.toy_adversarial["objective"]["adversarial"])
     rng = torch.Generator().manual_seed(seed)
+    real = _RealBatches(model, toy, rng)
     rows = []
     for pi in pis:
         exact = exact_js_pi_gradient(model, toy, pi)
         base = dataclasses.replace(adversarial, pi=pi, temperature="constant")
         for critic_kind in critics:
-            critic, extra = _critic(critic_kind, base, model, toy, spec, rng)
+            critic, extra = _critic(critic_kind, base, model, toy, spec, real, rng)
             for name in estimators:
                 cfg_e = dataclasses.replace(base, **ESTIMATORS[name])
                 k = cfg_e.rollouts_per_context
-                batches = [_real_batch(model, toy, spec.batch // k, rng) for _ in range(spec.estimates)]
+                batches = [real.draw(spec.batch // k) for _ in range(spec.estimates)]
                 row = {"critic": critic_kind, "pi": pi, "estimator": name,
                        **measure(GeneratorPlayer(model, cfg_e, 1), critic, batches, exact, rng), **extra}
                 rows.append(row)
@@ -234,7 +229,7 @@ def recommend(rows: Sequence[dict[str, Any]]) -> str | None:
 
 
 def _critic(kind: str, cfg: AdversarialConfig, model: Generator, toy: ToyDistribution, spec: HarnessSize,
-            rng: torch.Generator) -> tuple[torch.nn.Module, dict[str, float]]:
+            real: _RealBatches, rng: torch.Generator) -> tuple[torch.nn.Module, dict[str, float]]:
     """D* at the model, or a critic of the study's architecture trained against the fixed model (with its
     error against D* and the cosine of its implied gradient)."""
     if kind == "optimal":
@@ -245,7 +240,7 @@ def _critic(kind: str, cfg: AdversarialConfig, model: Generator, toy: ToyDistrib
     player, sampler = CriticPlayer(critic, cfg), GeneratorPlayer(model, cfg, 1)
     optimizer = torch.optim.AdamW(critic.parameters(), lr=cfg.critic_lr)
     for _ in range(spec.critic_steps):
-        batch = _real_batch(model, toy, spec.batch, rng)
+        batch = real.draw(spec.batch)
         with torch.no_grad():
             fake = sampler.rollout(batch, 0, rng=rng)
         loss, _ = player(batch, fake, rng)
@@ -253,18 +248,21 @@ def _critic(kind: str, cfg: AdversarialConfig, model: Generator, toy: ToyDistrib
         loss.backward()
         optimizer.step()
     critic.eval().requires_grad_(False)
-    return critic, {"critic_error": critic_error(critic, model, toy, cfg.pi),
-                    "critic_gradient_cosine": cosine(implied_gradient(critic, model, toy, cfg.pi, cfg.generator_loss),
-                                                     exact_js_pi_gradient(model, toy, cfg.pi))}
+    return critic, critic_report(critic, model, toy, cfg.pi, cfg.generator_loss)
 
 
-def _real_batch(model: Generator, toy: ToyDistribution, size: int, rng: torch.Generator) -> Batch:
-    """`size` sequences of P as a language-model batch (BOS x_1 .. x_n EOS, right-padded)."""
-    tokens, _ = support_tokens(model.vocab, toy)
-    p = toy.enumerate()[1]
-    rows = torch.multinomial(p.float(), size, replacement=True, generator=rng)
-    chosen = tokens[rows]
-    return Batch(tokens=chosen, mask=chosen != model.vocab.pad_id)
+class _RealBatches:
+    """Batches of sequences of P, drawn from its support (listed once) by its probabilities."""
+
+    def __init__(self, model: Generator, toy: ToyDistribution, rng: torch.Generator) -> None:
+        self.tokens = support_tokens(model.vocab, toy)[0]  # (N, L + 2): BOS x_1 .. x_n EOS PAD ..
+        self.p = toy.enumerate()[1].float()  # (N,)
+        self.pad_id, self.rng = model.vocab.pad_id, rng
+
+    def draw(self, size: int) -> Batch:
+        """`size` sequences of P as a language-model batch."""
+        chosen = self.tokens[torch.multinomial(self.p, size, replacement=True, generator=self.rng)]
+        return Batch(tokens=chosen, mask=chosen != self.pad_id)
 
 
 # ---------------------------------------------------------------------------------------------------

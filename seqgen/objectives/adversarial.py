@@ -58,10 +58,7 @@ from seqgen.objectives.base import Objective
 from seqgen.objectives.optimal_critic import (
     OracleCritic,
     check_toy_source,
-    cosine,
-    critic_error,
-    exact_js_pi_gradient,
-    implied_gradient,
+    critic_report,
 )
 from seqgen.objectives.teacher_forcing import token_nll
 from seqgen.schedules import temperature
@@ -305,18 +302,15 @@ class GeneratorPlayer(nn.Module):
     def _diagnostics(self, critic: nn.Module) -> dict[str, Tensor]:
         """The learned critic against the optimal one on the toy: its Q-weighted logit error and the
         cosine of the gradient it implies with ∇JS_π (both exact sums over the support)."""
-        model, toy, pi = self.generator, self.reference, self.cfg.pi
+        model = self.generator
         was_training = model.training
         model.eval()
         try:
-            error = critic_error(critic, model, toy, pi)
-            similarity = cosine(implied_gradient(critic, model, toy, pi, self.cfg.generator_loss),
-                                exact_js_pi_gradient(model, toy, pi))
+            report = critic_report(critic, model, self.reference, self.cfg.pi, self.cfg.generator_loss)
         finally:
             model.train(was_training)
         device = model.input_embeddings.device
-        return {"critic_error": torch.tensor(error, device=device),
-                "critic_gradient_cosine": torch.tensor(similarity, device=device)}
+        return {name: torch.tensor(value, device=device) for name, value in report.items()}
 
 
 class CriticPlayer(nn.Module):

@@ -118,12 +118,9 @@ def exact_js_pi_gradient(generator: Generator, toy: ToyDistribution, pi: float) 
     Returns:
         One tensor per parameter (zeros for parameters the loss does not reach).
     """
-    p = toy.enumerate()[1]
-    params = list(generator.parameters())
     with torch.enable_grad():
-        loss = js_pi_with_leak(p, support_log_probs(generator, toy), pi)
-        grads = torch.autograd.grad(loss, params, allow_unused=True)
-    return [torch.zeros_like(w) if g is None else g for w, g in zip(params, grads)]
+        log_q = support_log_probs(generator, toy)
+        return _gradient(js_pi_with_leak(toy.enumerate()[1], log_q, pi), generator)
 
 
 @torch.no_grad()
@@ -146,11 +143,8 @@ def implied_gradient(critic: nn.Module, generator: Generator, toy: ToyDistributi
     near a trained model it is small.
     """
     f = sequence_generator_loss(support_critic_logits(critic, generator.vocab, toy), pi, kind)  # (N,)
-    params = list(generator.parameters())
     with torch.enable_grad():
-        loss = (support_log_probs(generator, toy).exp() * f).sum()
-        grads = torch.autograd.grad(loss, params, allow_unused=True)
-    return [torch.zeros_like(w) if g is None else g for w, g in zip(params, grads)]
+        return _gradient((support_log_probs(generator, toy).exp() * f).sum(), generator)
 
 
 def critic_error(critic: nn.Module, generator: Generator, toy: ToyDistribution, pi: float) -> float:
@@ -158,9 +152,37 @@ def critic_error(critic: nn.Module, generator: Generator, toy: ToyDistribution, 
     nats: how far a learned critic is from the optimal one where the generator's samples fall."""
     with torch.no_grad():
         log_q = support_log_probs(generator, toy)
+    return _logit_error(support_critic_logits(critic, generator.vocab, toy), log_q, toy.enumerate()[1], pi)
+
+
+def critic_report(critic: nn.Module, generator: Generator, toy: ToyDistribution, pi: float,
+                  kind: str = "minimax") -> dict[str, float]:
+    """`critic_error` and the cosine of `implied_gradient` with `exact_js_pi_gradient`, from one pass
+    over the support.
+
+    Returns:
+        {"critic_error": nats, "critic_gradient_cosine": in [-1, 1]}.
+    """
     p = toy.enumerate()[1]
+    learned = support_critic_logits(critic, generator.vocab, toy)  # (N,)
+    with torch.enable_grad():
+        log_q = support_log_probs(generator, toy)  # (N,), with gradient
+        exact = _gradient(js_pi_with_leak(p, log_q, pi), generator, retain_graph=True)
+        implied = _gradient((log_q.exp() * sequence_generator_loss(learned, pi, kind)).sum(), generator)
+    return {"critic_error": _logit_error(learned, log_q.detach(), p, pi),
+            "critic_gradient_cosine": cosine(implied, exact)}
+
+
+def _gradient(loss: Tensor, generator: Generator, retain_graph: bool = False) -> list[Tensor]:
+    """∇ loss in each of the generator's parameters (zeros for those it does not reach)."""
+    params = list(generator.parameters())
+    grads = torch.autograd.grad(loss, params, retain_graph=retain_graph, allow_unused=True)
+    return [torch.zeros_like(w) if g is None else g for w, g in zip(params, grads)]
+
+
+def _logit_error(learned: Tensor, log_q: Tensor, p: Tensor, pi: float) -> float:
+    """Q-weighted mean |learned - logit D*| over the support, Q conditioned on it (all (N,) float64)."""
     optimal = optimal_logits(p.log(), log_q, pi)
-    learned = support_critic_logits(critic, generator.vocab, toy)
     q = (log_q - log_q.logsumexp(0)).exp()
     finite = optimal.isfinite()  # support sequences P gives no mass have logit D* = -inf
     return float((q * (learned - optimal).abs()).masked_fill(~finite, 0).sum())
