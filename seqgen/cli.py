@@ -195,7 +195,7 @@ def _eval(args: argparse.Namespace) -> None:
     from accelerate import Accelerator
 
     from seqgen.inference import evaluate_model
-    from seqgen.train import cpu_processes
+    from seqgen.processes import cpu_processes
 
     # What is measured, recorded in the file: a file never holds, nor is replaced by, another measurement.
     measured = {"model": str(args.path), "split": None if args.data else args.split, "data": args.data,

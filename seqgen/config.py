@@ -14,7 +14,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, ClassVar, Literal, Union
 
 import yaml
 
@@ -115,184 +115,67 @@ class TokenizerConfig:
     """`pretrained`: a hub name or a local path (a folder or a tokenizer.json)."""
 
 
-@dataclass
-class ModelConfig:
-    """The generator. Keys of one family are ignored by the other."""
+class Tagged:
+    """A config section whose dataclass is chosen by one of its keys, the tag (`model.family`,
+    `objective.name`): the other keys are those of the chosen class, and a key of another class is an
+    error. Subclasses name the tag in `TAG` and list the classes in `choices()`, looked up when a
+    recipe is read (so that a new objective needs only its own module and one registry line)."""
 
-    family: Literal["rnn", "transformer"] = "rnn"
+    TAG: ClassVar[str]
+
+    @classmethod
+    def choices(cls) -> dict[str, type]:
+        raise NotImplementedError
+
+    @classmethod
+    def choose(cls, tag: Any, key: str) -> type:
+        """The class for tag value `tag` of the section at `key`; UserError when none is registered."""
+        choices = cls.choices()
+        if tag not in choices:
+            close = difflib.get_close_matches(str(tag), list(choices), n=1)
+            also = f"; did you mean {close[0]}?" if close else ""
+            raise UserError(f"config key {key}.{cls.TAG}: {tag!r} is not one of {', '.join(choices)}{also}")
+        return choices[tag]
+
+
+@dataclass
+class ModelConfig(Tagged):
+    """The generator: `family` picks the model family, whose own keys follow (`seqgen.models.rnn.RNNConfig`,
+    `seqgen.models.hf.TransformerConfig`)."""
+
+    TAG: ClassVar[str] = "family"
+    family: str = "rnn"
     """`rnn`: torch LSTM/GRU decoders; `transformer`: a model from `transformers`."""
-    # --- RNN family
-    cell: Literal["lstm", "gru"] = "lstm"
-    """RNN cell of decoder and encoder."""
-    embedding_dim: int = 128
-    """RNN: token embedding size."""
-    hidden_dim: int = 256
-    """RNN: hidden size of the decoder (and of each direction of the encoder)."""
-    num_layers: int = 1
-    """RNN: stacked layers in the decoder and the encoder."""
-    dropout: float = 0.0
-    """RNN: dropout on embeddings, between layers and before the output layer. Transformer built from
-    a config: its dropout probabilities (residual, embedding, attention)."""
-    tie_embeddings: bool = True
-    """Share the input embedding and output projection (RNN: needs an extra projection when
-    hidden_dim != embedding_dim)."""
-    bidirectional_encoder: bool = True
-    """RNN translation: run the source encoder in both directions."""
-    image_encoder: str = "cnn"
-    """RNN captioning: `cnn` (a small convolutional net trained from scratch) or the name/path of any
-    vision model in `transformers` (its last feature map is attended to)."""
-    # --- Transformer family
-    arch: Literal["gpt2", "bart", "marian", "t5"] = "gpt2"
-    """Transformer built from a config: `gpt2` (causal LM; also the captioning decoder) or an
-    encoder-decoder for translation (`bart`, `marian`, `t5`)."""
-    vision_arch: Literal["vit", "convnext", "resnet"] = "vit"
-    """Transformer captioning: the image encoder of the VisionEncoderDecoderModel."""
-    pretrained: str | None = None
-    """Transformer: `from_pretrained` this name or path instead of building from a config."""
-    vision_pretrained: str | None = None
-    """Transformer captioning: `from_pretrained` this image encoder."""
-    num_hidden_layers: int = 2
-    """Transformer from a config: layers (of the decoder, and of the encoder for encoder-decoders)."""
-    hidden_size: int = 128
-    """Transformer from a config: model width."""
-    num_attention_heads: int = 4
-    """Transformer from a config: attention heads."""
-    max_positions: int = 128
-    """Transformer from a config: longest sequence it can take."""
-    patch_size: int = 8
-    """Transformer captioning with ViT: image patch size."""
-    config_overrides: dict[str, Any] = field(default_factory=dict)
-    """Extra keyword arguments passed to the `transformers` config as they are."""
-    trust_remote_code: bool = False
-    """Allow `from_pretrained` to run code from the model's repository."""
+
+    @classmethod
+    def choices(cls) -> dict[str, type]:
+        from seqgen.models import MODEL_FAMILIES
+
+        return MODEL_FAMILIES
 
 
 @dataclass
-class ScheduledSamplingConfig:
-    """Scheduled sampling (Bengio et al. 2015): each input is the gold previous token with probability
-    ε, else a token made from the model's own prediction at the previous position."""
+class ObjectiveConfig(Tagged):
+    """The training objective: `name` picks it, whose own keys follow (each objective's module defines
+    its config class; `seqgen.objectives.OBJECTIVES` lists them)."""
 
-    schedule: Literal["constant", "linear", "exponential", "inverse_sigmoid"] = "constant"
-    """How ε decays over training units i: constant ε_i = epsilon; linear ε_i = max(epsilon_min,
-    k - c·i); exponential ε_i = k^i (k < 1); inverse_sigmoid ε_i = k / (k + exp(i / k)) (k ≥ 1)."""
-    epsilon: float = 0.5
-    """Constant schedule: the probability of feeding the gold token."""
-    k: float = 1.0
-    """Linear: ε at i = 0. Exponential: the decay base (< 1). Inverse sigmoid: the steepness (≥ 1)."""
-    c: float = 1e-3
-    """Linear: the decrease of ε per unit."""
-    epsilon_min: float = 0.0
-    """Linear: the floor of ε."""
-    unit: Literal["step", "epoch"] = "step"
-    """What i counts: optimizer steps, or epochs (steps · accumulated batches / batches per epoch)."""
-    mode: Literal["sequential", "parallel"] = "sequential"
-    """`sequential`: exact, the inputs made one position at a time on the decoder's cache, then the
-    loss in one pass over them. `parallel`: `passes`
-    teacher-forced-style passes without gradient, each mixing model tokens into the inputs, and the
-    loss on one more pass (Duckworth et al. 2019; passes = 1 is the two-pass scheme)."""
-    passes: int = 1
-    """Parallel mode: mixing passes before the loss pass."""
-    feed: Literal["sample", "argmax", "softmax", "gumbel"] = "sample"
-    """What replaces a gold input: a token sampled from the prediction, its argmax, or (parallel mode
-    only) the embedding mixture weighted by the softmax or by a Gumbel-softmax sample."""
-    gumbel_temperature: float = 1.0
-    """`feed: gumbel`: the Gumbel-softmax temperature τ."""
-    use_cache: bool = True
-    """Sequential mode: step on the decoder's cache (False re-runs the whole prefix at each position:
-    same result, quadratic cost; kept as the reference)."""
-
-
-@dataclass
-class AdversarialConfig:
-    """JS_π adversarial training (SCIENCE.md section 3): a critic tells data from the generator's
-    Gumbel-softmax rollouts, its real and fake terms weighted π and 1 - π."""
-
-    pi: float = 0.5
-    """The critic's prior π on the real class: π → 0 behaves like maximum likelihood (KL[P‖Q]),
-    π → 1 like the mode-seeking KL[Q‖P]."""
-    critic: Literal["cnn", "rnn", "transformer", "oracle"] = "cnn"
-    """The critic's architecture; it reads (relaxed) token sequences through its own embedding matrix.
-    `oracle` (enumerable toy data only): the optimal critic D* = πP / (πP + (1 - π)Q), computed exactly
-    from the toy's P and the generator's current Q, with nothing to train."""
-    estimator: Literal["straight_through", "reinforce", "rebar"] = "reinforce"
-    """How the generator's gradient passes the discrete rollouts: `reinforce`, the score function over
-    the sampled ids (unbiased: at the optimal critic its expectation is ∇JS_π); `straight_through`
-    Gumbel-softmax (biased: it linearises the critic around each sample and reads it off the simplex's
-    vertices; on the toy its gradient points away from ∇JS_π at small π); `rebar`, the score function with
-    the Gumbel-softmax relaxation as a control variate (lower variance; exact for one token, biased
-    across positions that read a sampled prefix). `seqgen experiment estimators` measures all three."""
-    baseline: Literal["none", "batch", "rloo"] = "batch"
-    """reinforce and rebar: what is subtracted from each rollout's reward: nothing; `batch`, the mean
-    reward of the other rollouts of the micro-batch; `rloo`, the mean reward of the other rollouts of
-    the same context (needs rollouts_per_context >= 2). Both keep the estimate unbiased."""
-    rollouts_per_context: int = 1
-    """K: rollouts drawn for each context (each row of a language-model batch) by reinforce and rebar."""
-    reward: Literal["sequence", "prefix"] = "sequence"
-    """reinforce: `sequence`, one reward per rollout; `prefix`, a reward per token, the change in the
-    generator loss as the critic reads one more token, summed over the rest of the rollout with
-    `discount` (at discount 1 the same gradient in expectation, with the prefix's score as baseline)."""
-    discount: float = 1.0
-    """reinforce with prefix rewards: γ in (0, 1]; below 1 it lowers the variance and adds a bias."""
-    cv_weight: float = 1.0
-    """rebar: η, the weight of the Gumbel-softmax control variate (0 gives reinforce)."""
-    critic_warmup_steps: int = 0
-    """Critic updates against the starting generator before the first generator update."""
-    critic_embedding_dim: int = 64
-    """Critic: embedding size."""
-    critic_hidden_dim: int = 128
-    """Critic: hidden size (filters per window width for the CNN)."""
-    critic_layers: int = 1
-    """Critic: layers (RNN and Transformer critics)."""
-    critic_dropout: float = 0.0
-    """Critic: dropout."""
-    spectral_norm: bool = False
-    """Spectral normalisation of the critic's layers."""
-    gradient_penalty: float = 0.0
-    """Weight of a gradient penalty on the critic (0: none)."""
-    critic_lr: float = 1e-4
-    """The critic's AdamW learning rate (the generator uses train.lr)."""
-    critic_steps: int = 1
-    """k: critic updates per generator update."""
-    critic_loss: Literal["weighted", "ratio"] = "weighted"
-    """`weighted`: binary cross-entropy with the real term weighted π and the fake term 1 - π over equal
-    batches; `ratio`: unweighted, with real and fake examples in the ratio π : (1 - π)."""
-    generator_loss: Literal["minimax", "non_saturating", "kl"] = "minimax"
-    """`minimax`: (1-π) E_Q log(1 - D), the gradient of JS_π at the optimal critic; `non_saturating`:
-    -(1-π) E_Q log D; `kl`: -E_Q logit D, which targets KL[Q‖P]."""
-    tf_weight: float = 0.0
-    """λ: weight of a teacher-forcing term added to the generator's loss."""
-    temperature: Literal["constant", "exponential", "exp_decay", "linear"] = "exponential"
-    """Gumbel-softmax temperature schedule (straight_through, and rebar's relaxation) over the adversarial
-    steps n of N = train.max_steps: constant τ; exponential: inverse temperature β_n = beta_max^(n/N);
-    exp_decay: τ_n = max(tau_min, exp(-rate·n)); linear: from tau to tau_min."""
-    tau: float = 1.0
-    """Constant and linear schedules: the (starting) temperature."""
-    tau_min: float = 0.1
-    """exp_decay and linear schedules: the smallest temperature."""
-    beta_max: float = 1000.0
-    """Exponential schedule: the final inverse temperature."""
-    rate: float = 1e-3
-    """exp_decay schedule: r."""
-    hard: bool = True
-    """straight_through: one-hot samples in the forward pass, the relaxed sample's gradient (False: the
-    soft relaxed samples themselves)."""
-    feed: Literal["hard", "soft"] = "hard"
-    """straight_through: what the generator reads back at t + 1, the sampled token (RelGAN) or the
-    relaxed vector."""
-
-
-@dataclass
-class ObjectiveConfig:
-    """The training objective: the loss computed for each batch."""
-
-    name: Literal["teacher_forcing", "scheduled_sampling", "adversarial"] = "teacher_forcing"
+    TAG: ClassVar[str] = "name"
+    name: str = "teacher_forcing"
     """Which objective trains the generator."""
-    label_smoothing: float = 0.0
-    """Teacher forcing and scheduled sampling: label smoothing of the cross-entropy."""
-    scheduled_sampling: ScheduledSamplingConfig = field(default_factory=ScheduledSamplingConfig)
-    """Scheduled sampling's schedule and mode."""
-    adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
-    """JS_π adversarial training's critic, losses and Gumbel-softmax rollouts."""
+
+    def check_run(self, run: RunConfig) -> None:
+        """Raise UserError when the objective cannot train the run `run` describes (checks across sections)."""
+
+    @classmethod
+    def choices(cls) -> dict[str, type]:
+        from seqgen.objectives import OBJECTIVES
+
+        return {name: config for name, (_, config) in OBJECTIVES.items()}
+
+
+def default(section: type[Tagged]) -> Any:
+    """A factory of `section`'s default choice (its tag field's default), for dataclass fields."""
+    return lambda: section.choose(section.__dataclass_fields__[section.TAG].default, section.TAG)()
 
 
 @dataclass
@@ -396,8 +279,8 @@ class RunConfig:
     """Seeds the model's initialisation, shuffling, dropout and sampling."""
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    model: ModelConfig = field(default_factory=default(ModelConfig))
+    objective: ObjectiveConfig = field(default_factory=default(ObjectiveConfig))
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
@@ -469,14 +352,24 @@ def from_dict(cls: type, raw: dict[str, Any], prefix: str = "") -> Any:
     """Build dataclass `cls` from a nested dict, checking every key and type."""
     if not isinstance(raw, dict):
         raise UserError(f"{prefix.rstrip('.') or 'recipe'} must be a mapping, got {_show(raw)}")
+    chosen = ""
+    if _is_tagged_base(cls):
+        tag = raw.get(cls.TAG, cls.__dataclass_fields__[cls.TAG].default)
+        cls = cls.choose(tag, prefix.rstrip("."))
+        chosen = f" (with {prefix}{cls.TAG}={tag})"
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for key, value in raw.items():
         if key not in fields:
-            raise UserError(_unknown_key(prefix + str(key), fields))
+            raise UserError(_unknown_key(prefix + str(key), fields, chosen))
         kwargs[key] = _check(hints[key], value, prefix + key)
     return cls(**kwargs)
+
+
+def _is_tagged_base(cls: type) -> bool:
+    """True for a Tagged section's base class (whose concrete class the tag picks)."""
+    return isinstance(cls, type) and issubclass(cls, Tagged) and Tagged in cls.__bases__
 
 
 def to_dict(config: Any) -> dict[str, Any]:
@@ -489,20 +382,25 @@ def save_config(config: Any, path: str | Path) -> None:
 
 
 def _set_dotted(raw: dict[str, Any], key: str, value: Any, cls: type) -> None:
-    """Set raw[a][b][c] = value for key "a.b.c", checking each part names a field on the way."""
+    """Set raw[a][b][c] = value for key "a.b.c", checking each part names a field on the way (below a
+    Tagged section, whose class its tag picks, `from_dict` checks them once the whole recipe is read)."""
     parts = key.split(".")
-    node, node_cls, prefix = raw, cls, ""
+    node, node_cls, prefix, checked = raw, cls, "", True
     for i, part in enumerate(parts):
-        fields = {f.name: f for f in dataclasses.fields(node_cls)} if node_cls else None
-        if fields is not None and part not in fields:
-            raise UserError(_unknown_key(prefix + part, fields))
+        if checked and _is_tagged_base(node_cls) and part != node_cls.TAG:
+            checked = False
+        if checked:
+            fields = {f.name: f for f in dataclasses.fields(node_cls)} if node_cls else None
+            if fields is not None and part not in fields:
+                raise UserError(_unknown_key(prefix + part, fields))
         if i == len(parts) - 1:
             node[part] = value
             return
-        hint = typing.get_type_hints(node_cls)[part] if node_cls else None
-        node_cls = hint if dataclasses.is_dataclass(hint) else None
-        if node_cls is None and not _is_dict_type(hint):
-            raise UserError(f"config key {prefix + part} has no sub-keys (cannot set {key})")
+        if checked:
+            hint = typing.get_type_hints(node_cls)[part] if node_cls else None
+            node_cls = hint if dataclasses.is_dataclass(hint) else None
+            if node_cls is None and not _is_dict_type(hint):
+                raise UserError(f"config key {prefix + part} has no sub-keys (cannot set {key})")
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
             raise UserError(f"config key {prefix + part} must be a mapping to set {key}")
@@ -513,12 +411,12 @@ def _is_dict_type(hint: Any) -> bool:
     return typing.get_origin(hint) is dict or hint is dict
 
 
-def _unknown_key(key: str, fields: dict[str, Any]) -> str:
+def _unknown_key(key: str, fields: dict[str, Any], where: str = "") -> str:
     name = key.rsplit(".", 1)[-1]
     close = difflib.get_close_matches(name, list(fields), n=1, cutoff=0.5)
     parent = key[: len(key) - len(name)]
     hint = f"; did you mean {parent}{close[0]}?" if close else f"; valid keys: {', '.join(fields)}"
-    return f"unknown config key {key}{hint}"
+    return f"unknown config key {key}{where}{hint}"
 
 
 def _show(value: Any) -> str:

@@ -26,10 +26,13 @@ from seqgen.config import DecodeConfig, RunConfig
 from seqgen.data import Split, TaskData, decode
 from seqgen.data.batch import Batch, Vocab
 from seqgen.data.sources import split_seed
+from seqgen.data.synthetic.oracle import OracleLSTM
+from seqgen.data.synthetic.toy import ToyDistribution
 from seqgen.errors import UserError
 from seqgen.metrics.bleu import ReferenceIndex, bleu_scores, self_bleu_scores
 from seqgen.metrics.cider import cider_d
 from seqgen.metrics.diversity import diversity_scores
+from seqgen.metrics.exact import toy_metrics
 from seqgen.metrics.likelihood import nll_metrics, sequence_nll
 from seqgen.metrics.oracle import sample_fixed_length, sequence_log_probs
 from seqgen.metrics.translation import corpus_scores
@@ -177,22 +180,20 @@ def _output_quality(task: str, hypotheses: list[str], references: list[list[str]
 
 def _sample_quality(model: Generator, part: Split, data: TaskData, cfg: RunConfig, run: _Sharded,
                     seed: int, quality: bool, two_sample: bool) -> dict[str, float]:
-    """Sample-quality metrics of a language model, by the kind of data it was trained on."""
-    source = cfg.data.source
+    """Sample-quality metrics of a language model: exact divergences from an enumerable toy P, oracle
+    NLLs against an oracle LSTM, else BLEU, Self-BLEU and diversity of samples against the split."""
+    p = data.distribution
     scores: dict[str, float] = {}
-    if quality and source == "toy":
-        from seqgen.data.synthetic.toy import ToyDistribution
-        from seqgen.metrics.exact import toy_metrics
-
-        scores.update(toy_metrics(model, ToyDistribution.from_config(cfg.data.synthetic)))
-    if quality and source == "oracle":
-        scores.update(_oracle_quality(model, part, cfg, run, seed))
-    if not (two_sample or quality and source not in ("toy", "oracle")):
+    if quality and isinstance(p, ToyDistribution):
+        scores.update(toy_metrics(model, p))
+    if quality and isinstance(p, OracleLSTM):
+        scores.update(_oracle_quality(model, part, p, cfg, run, seed))
+    if not (two_sample or quality and p is None):
         return scores
     n = cfg.eval.num_samples or len(part)
     samples = _sample_ids(model, n, cfg, run, seed)
     real = [list(ids) for ids in part.dataset["ids"][:]]
-    if quality and source not in ("toy", "oracle"):
+    if quality and p is None:
         texts = [decode(data.tokenizer, ids).split() for ids in samples]
         references = ReferenceIndex((decode(data.tokenizer, ids).split() for ids in real), max_n=5)
         scores.update(bleu_scores(texts, references))
@@ -215,13 +216,11 @@ def _sample_ids(model: Generator, n: int, cfg: RunConfig, run: _Sharded, seed: i
     return [ids for chunk in run.gather(results) for ids in chunk]
 
 
-def _oracle_quality(model: Generator, part: Split, cfg: RunConfig, run: _Sharded,
+def _oracle_quality(model: Generator, part: Split, oracle: OracleLSTM, cfg: RunConfig, run: _Sharded,
                     seed: int) -> dict[str, float]:
     """NLL_oracle of the model's fixed-length samples and NLL_test of the split's oracle sequences
     (both per token, see `seqgen.metrics.oracle`)."""
-    from seqgen.data.synthetic.oracle import OracleLSTM
-
-    oracle = OracleLSTM.from_config(cfg.data.synthetic).to(run.device)
+    oracle = oracle.to(run.device)
     V, T = oracle.vocab_size, oracle.length
     n = cfg.eval.num_samples or len(part)
     chunks = [min(SAMPLE_CHUNK, n - start) for start in range(0, n, SAMPLE_CHUNK)]

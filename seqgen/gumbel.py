@@ -20,6 +20,7 @@ from torch import Tensor
 from seqgen.data.batch import Context
 from seqgen.errors import UserError
 from seqgen.models.base import Generator
+from seqgen.randomness import Source, uniform
 
 
 @dataclass
@@ -51,15 +52,15 @@ class Rollout:
 
 
 def gumbel_noise(shape: tuple[int, ...], *, device: torch.device | str = "cpu",
-                 generator: torch.Generator | None = None) -> Tensor:
+                 generator: Source = None) -> Tensor:
     """Standard Gumbel noise g = -log(-log U), U ~ Uniform(0, 1), as float32.
 
     Args:
         shape: the shape of the noise.
         device: where to draw it (the generator, if given, must live there too).
-        generator: the source of randomness; None uses torch's default generator.
+        generator: the source of randomness (`seqgen.randomness.Source`).
     """
-    u = torch.rand(shape, device=device, generator=generator)
+    u = uniform(shape, device, generator)
     # torch.rand can return exactly 0, whose double log is -inf, not a sample.
     return -torch.log(-torch.log(u.clamp(min=torch.finfo(u.dtype).tiny)))
 
@@ -91,14 +92,14 @@ def relax(logits: Tensor, noise: Tensor, tau: float, hard: bool,
 
 
 def gumbel_softmax(logits: Tensor, tau: float, hard: bool = False,
-                   generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+                   generator: Source = None) -> tuple[Tensor, Tensor]:
     """Draw a Gumbel-softmax sample.
 
     Args:
         logits: (..., V) unnormalised log-probabilities o.
         tau: temperature τ > 0.
         hard: straight-through: exactly one-hot in the forward pass, the soft sample's gradient.
-        generator: the source of randomness (on the logits' device); None uses torch's default.
+        generator: the source of randomness (`seqgen.randomness.Source`).
 
     Returns:
         sample (..., V) float32: softmax((o + g) / τ), or its straight-through version; and
@@ -114,19 +115,19 @@ def gumbel_softmax(logits: Tensor, tau: float, hard: bool = False,
 
 
 def gumbel_rollout(model: Generator, *, context: Context | None = None, num_sequences: int | None = None,
-                   max_len: int, tau: float, hard: bool = True, feed: Literal["hard", "soft"] = "hard",
-                   generator: torch.Generator | None = None, use_cache: bool = True) -> Rollout:
+                   max_len: int, tau: float, hard: bool = True, feed: Literal["sample", "gumbel"] = "sample",
+                   generator: Source = None, use_cache: bool = True) -> Rollout:
     """Decode a batch by Gumbel-softmax sampling, keeping the relaxed tokens and their gradient.
 
     Decoding starts from BOS on `model.encode(context)`. At every position the next-token logits
     get fresh Gumbel noise: the id is argmax(o + g) (so `tokens` are exact samples of the model) and
     the relaxed token is ŷ = softmax((o + g) / τ), or its straight-through version when `hard`.
-    What the generator reads at the next position is the sampled id (`feed="hard"`, as RelGAN: the
-    gradient then reaches the generator only through `probs`) or ŷ itself (`feed="soft"`: the gradient
-    also flows through the recurrence). Decoding stops after `max_len` positions or once every row
+    What the generator reads at the next position is the sampled id (`feed="sample"`, as RelGAN: the
+    gradient then reaches the generator only through `probs`) or ŷ itself (`feed="gumbel"`: the
+    gradient also flows through the recurrence). Decoding stops after `max_len` positions or once every row
     has produced an EOS. The model runs in whatever mode it is in (dropout included).
 
-    With `feed="hard"` and gradients enabled, the ids are decoded without gradient (keeping the
+    With `feed="sample"` and gradients enabled, the ids are decoded without gradient (keeping the
     noise), and the relaxed tokens then come from one teacher-forced pass over [BOS, ids] with that
     noise: the inputs carry no gradient, so this gives the same tokens, values and gradients as
     decoding with gradient (without dropout; with dropout the pass draws other masks than the
@@ -142,8 +143,8 @@ def gumbel_rollout(model: Generator, *, context: Context | None = None, num_sequ
         max_len: most positions decoded, EOS included (>= 1).
         tau: Gumbel-softmax temperature (> 0).
         hard: straight-through relaxed tokens (exactly one-hot in the forward pass).
-        feed: what is fed back at the next position: "hard" ids or "soft" relaxed vectors.
-        generator: the only source of randomness (on the model's device); None uses torch's default.
+        feed: what is fed back at the next position: "sample" ids or "gumbel" relaxed vectors.
+        generator: the only source of randomness (`seqgen.randomness.Source`), one call per position.
         use_cache: decode on the incremental cache (`model.step`). False re-runs `model.forward` on
             the whole prefix at every position, quadratic in T: a reference for tests and benchmarks,
             giving the same rollout for the same random stream.
@@ -157,8 +158,8 @@ def gumbel_rollout(model: Generator, *, context: Context | None = None, num_sequ
     _check_tau(tau)
     if max_len < 1:
         raise UserError(f"rollout max_len must be >= 1, got {max_len}")
-    if feed not in ("hard", "soft"):
-        raise ValueError(f"feed must be 'hard' or 'soft', got {feed!r}")
+    if feed not in ("sample", "gumbel"):
+        raise ValueError(f"feed must be 'sample' or 'gumbel', got {feed!r}")
     if context is None and num_sequences is None:
         raise ValueError("a language model needs num_sequences (there is no context to size the batch)")
     device = model.input_embeddings.device
@@ -168,10 +169,10 @@ def gumbel_rollout(model: Generator, *, context: Context | None = None, num_sequ
     batch_size = context.batch_size if context is not None else num_sequences
     memory = model.encode(context)
     bos = torch.full((batch_size,), vocab.bos_id, dtype=torch.long, device=device)
-    # Fed inputs, BOS first: ids for feed="hard", float vectors (BOS one-hot) for feed="soft".
-    fed = [bos if feed == "hard" else torch.nn.functional.one_hot(bos, vocab.size).float()]
+    # Fed inputs, BOS first: ids for feed="sample", float vectors (BOS one-hot) for feed="gumbel".
+    fed = [bos if feed == "sample" else torch.nn.functional.one_hot(bos, vocab.size).float()]
     finished = torch.zeros(batch_size, dtype=torch.bool, device=device)
-    rescore = feed == "hard" and torch.is_grad_enabled()
+    rescore = feed == "sample" and torch.is_grad_enabled()
     state, samples, ids, noises = None, [], [], []
     with torch.no_grad() if rescore else contextlib.nullcontext():
         for _ in range(max_len):
@@ -187,7 +188,7 @@ def gumbel_rollout(model: Generator, *, context: Context | None = None, num_sequ
             else:
                 samples.append(sample)
             ids.append(token)
-            fed.append(token if feed == "hard" else soft)
+            fed.append(token if feed == "sample" else soft)
             finished |= token == vocab.eos_id
             if finished.all():
                 break

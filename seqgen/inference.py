@@ -19,7 +19,8 @@ from seqgen.errors import UserError
 from seqgen.evaluate import EvalResult, evaluate
 from seqgen.models import load_generator, read_model_info
 from seqgen.sampling import generate
-from seqgen.train import RECIPE_FILE, cpu_processes
+from seqgen.processes import cpu_processes
+from seqgen.run_folder import RECIPE_FILE
 
 SOURCE_BY_SUFFIX = {".json": "json", ".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 

@@ -7,8 +7,6 @@ from pathlib import Path
 from seqgen.config import RunConfig, load_config
 from seqgen.data.sources import SYNTHETIC, check_task
 from seqgen.errors import UserError
-from seqgen.objectives.adversarial import check_adversarial
-from seqgen.objectives.scheduled_sampling import check_scheduled_sampling
 
 TRANSFORMER_ARCHS = {"lm": {"gpt2"}, "translation": {"bart", "marian", "t5"}, "captioning": {"gpt2"}}
 
@@ -17,16 +15,7 @@ def check_recipe(cfg: RunConfig) -> None:
     """Raise UserError naming the first inconsistency in `cfg`."""
     d, m, t = cfg.data, cfg.model, cfg.train
     check_task(cfg)
-    if cfg.objective.name == "scheduled_sampling":
-        check_scheduled_sampling(cfg.objective.scheduled_sampling)
-    if cfg.objective.name == "adversarial":
-        check_adversarial(cfg.objective.adversarial)
-        if cfg.objective.adversarial.critic == "oracle" and d.source != "toy":
-            raise UserError("objective.adversarial.critic=oracle needs data.source=toy (the optimal critic is "
-                            f"computed from an enumerable P), got data.source={d.source}")
-        if t.mixed_precision == "fp16":
-            raise UserError("objective adversarial does not support train.mixed_precision=fp16 (two optimizers "
-                            "would share one loss scaler); use bf16 or no")
+    cfg.objective.check_run(cfg)
     if d.source not in SYNTHETIC and not d.train:
         raise UserError("data.train is required (a file, or a split name for a hub dataset)")
     if d.source == "hub" and not d.hub_name:
@@ -53,8 +42,6 @@ def check_recipe(cfg: RunConfig) -> None:
     if d.max_tokens is not None and d.max_tokens < d.max_length + 2:
         raise UserError(f"data.max_tokens ({d.max_tokens}) must hold one full sentence "
                         f"(data.max_length + 2 = {d.max_length + 2})")
-    if not 0.0 <= m.dropout < 1.0:
-        raise UserError(f"model.dropout must be in [0, 1), got {m.dropout}")
 
 
 def check_paths(paths: list[str]) -> int:

@@ -24,9 +24,10 @@ from seqgen.config import DecodeConfig
 from seqgen.data.batch import Context
 from seqgen.errors import UserError
 from seqgen.models.base import Generator
+from seqgen.randomness import Source, uniform
 
 
-def categorical(logits: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def categorical(logits: Tensor, generator: Source = None) -> Tensor:
     """One sample per row of softmax(logits): logits (..., V), -inf allowed -> ids (...,).
 
     Inverse-CDF sampling with one uniform per row, which costs a tenth of `torch.multinomial` at the
@@ -34,7 +35,7 @@ def categorical(logits: Tensor, generator: torch.Generator | None = None) -> Ten
     """
     logits = logits.float()
     cdf = (logits - logits.amax(-1, keepdim=True)).exp().cumsum(-1)  # (..., V), unnormalised
-    u = torch.rand(cdf.shape[:-1] + (1,), generator=generator, device=cdf.device) * cdf[..., -1:]
+    u = uniform(cdf.shape[:-1] + (1,), cdf.device, generator) * cdf[..., -1:]
     return torch.searchsorted(cdf, u, right=True).clamp(max=cdf.shape[-1] - 1).squeeze(-1)
 
 

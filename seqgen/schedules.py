@@ -1,5 +1,5 @@
 """Schedules as pure functions of the training step: scheduled sampling's ε and the Gumbel-softmax
-temperature of adversarial training (SCIENCE.md sections 2 and 3).
+temperature of adversarial training (docs/theory/objectives.md#the-schedules).
 
 Being pure functions of the step (never state kept between calls), they continue exactly where they
 were when a run is resumed from a checkpoint.
@@ -8,9 +8,10 @@ were when a run is resumed from a checkpoint.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-from seqgen.config import ScheduledSamplingConfig
-from seqgen.errors import UserError
+if TYPE_CHECKING:
+    from seqgen.objectives.scheduled_sampling import ScheduledSamplingConfig
 
 TEMPERATURE_SCHEDULES = ("constant", "exponential", "exp_decay", "linear")
 
@@ -18,28 +19,11 @@ TEMPERATURE_SCHEDULES = ("constant", "exponential", "exp_decay", "linear")
 _MAX_EXPONENT = 700.0
 
 
-def check_epsilon_schedule(cfg: ScheduledSamplingConfig) -> None:
-    """Raise UserError naming the first parameter of `cfg`'s ε schedule that is out of range."""
-    key = "objective.scheduled_sampling"
-    if cfg.schedule == "constant" and not 0.0 <= cfg.epsilon <= 1.0:
-        raise UserError(f"{key}.epsilon must be in [0, 1], got {cfg.epsilon}")
-    if cfg.schedule == "linear":
-        if cfg.c < 0:
-            raise UserError(f"{key}.c must be >= 0 (the decrease of ε per unit), got {cfg.c}")
-        if not 0.0 <= cfg.epsilon_min <= 1.0:
-            raise UserError(f"{key}.epsilon_min must be in [0, 1], got {cfg.epsilon_min}")
-    if cfg.schedule == "exponential" and not 0.0 < cfg.k <= 1.0:
-        raise UserError(f"{key}.k must be in (0, 1] for the exponential schedule ε = k^i, got {cfg.k}")
-    if cfg.schedule == "inverse_sigmoid" and not cfg.k >= 1.0:
-        raise UserError(f"{key}.k must be >= 1 for the inverse sigmoid schedule ε = k / (k + exp(i / k)), "
-                        f"got {cfg.k}")
-
-
 def epsilon(cfg: ScheduledSamplingConfig, step: int, steps_per_epoch: float = 1.0) -> float:
     """The probability ε_i of feeding the gold token at training step `step`.
 
     Args:
-        cfg: the schedule (its parameters are assumed checked by `check_epsilon_schedule`).
+        cfg: the schedule (its parameters are checked when the config is made).
         step: optimizer steps taken so far (0 for the first step).
         steps_per_epoch: optimizer steps per pass over the training data; with `unit: epoch`,
             i = floor(step / steps_per_epoch), so ε decays once per epoch as in Bengio et al.
@@ -81,19 +65,10 @@ def temperature(kind: str, step: int, max_steps: int, *, tau: float = 1.0, tau_m
         step: the adversarial step n (>= 0).
         max_steps: the number of adversarial steps N (> 0).
 
-    Raises:
-        UserError: an unknown kind or a parameter out of range.
+    Its parameters are checked where they are set (the objective's config).
     """
     if kind not in TEMPERATURE_SCHEDULES:
-        raise UserError(f"unknown temperature schedule {kind!r}; use one of {', '.join(TEMPERATURE_SCHEDULES)}")
-    if max_steps <= 0:
-        raise UserError(f"the temperature schedule needs a positive number of steps, got {max_steps}")
-    if tau <= 0 or tau_min <= 0:
-        raise UserError(f"temperatures must be positive, got tau={tau}, tau_min={tau_min}")
-    if beta_max < 1:
-        raise UserError(f"the largest inverse temperature beta_max must be >= 1, got {beta_max}")
-    if rate < 0:
-        raise UserError(f"the temperature decay rate must be >= 0, got {rate}")
+        raise ValueError(f"unknown temperature schedule {kind!r}")
     progress = min(max(step, 0) / max_steps, 1.0)
     if kind == "constant":
         return tau

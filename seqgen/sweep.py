@@ -41,7 +41,7 @@ from seqgen.metrics.bleu import ReferenceIndex, bleu_scores, self_bleu_scores
 from seqgen.metrics.oracle import nll_oracle, nll_test
 from seqgen.models import load_generator
 from seqgen.models.base import Generator
-from seqgen.objectives.teacher_forcing import token_nll
+from seqgen.functional import token_nll
 from seqgen.progress import progress
 from seqgen.sampling import generate
 

@@ -1,55 +1,49 @@
 """The one training loop: any objective, any generator, one CPU or many processes under Accelerate.
 
-Read top to bottom: prepare the run folder, data, model, objective and optimizer; resume if asked;
-then take optimizer steps, each over `gradient_accumulation_steps` global batches, evaluating, logging
-and checkpointing on the way; finally export the model in `save_pretrained` style.
+Read top to bottom: prepare the run folder, data, model, the objective's players and their optimizers;
+resume if asked; then take optimizer steps, each updating every player in turn over
+`gradient_accumulation_steps` global batches, evaluating, logging and checkpointing on the way;
+finally export the model in `save_pretrained` style, with what the objective trained beside it.
 
-Every process reads the same global batches and takes rows `rank::world` of each, and each
-micro-batch's loss is weighted by its share of the step's units (tokens), so a step computes the same
-gradient whatever the number of processes and micro-batches (up to float rounding).
+The loop knows objectives only through `seqgen.objectives.base`: players called as
+module(batch, step, noise). Every process reads the same global batches and takes rows `rank::world`
+of each, each micro-batch's loss is weighted by its share of the step's units, and each micro-batch's
+random draws are a pure function of (seed, step, player, update, micro-batch, row)
+(`seqgen.randomness`), so a step computes the same gradient whatever the number of processes and
+micro-batches (up to float rounding), and a resumed run continues as the uninterrupted one.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import hashlib
 import importlib.util
 import json
-import os
-import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration, set_seed
-from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 from transformers import get_scheduler
 
 from seqgen.checkpoints import Checkpoints, TrainerState
-from seqgen.config import RunConfig, from_dict, load_yaml, save_config, to_dict
-from seqgen.data import TaskData, load_data, load_tokenizer, save_tokenizer
+from seqgen.config import RunConfig, to_dict
+from seqgen.data import load_data, load_tokenizer
 from seqgen.data.batch import Batch
-from seqgen.data.synthetic.toy import ToyDistribution
 from seqgen.errors import UserError
 from seqgen.evaluate import evaluate, sample_texts
-from seqgen.models import MODEL_INFO, Generator, build_generator, read_model_info, save_generator
-from seqgen.objectives import Adversarial, Objective, build_objective
+from seqgen.models import Generator, build_generator
+from seqgen.objectives import Objective, Player, RunInfo, build_objective
+from seqgen.processes import cpu_processes
 from seqgen.progress import progress
+from seqgen.randomness import RowNoise, noise_key
+from seqgen.run_folder import check_output_dir, export, init_source, start_output_dir
 from seqgen.tracking import JSONLTracker
 
-RECIPE_FILE = "recipe.yaml"
-# Sections of a recipe that must not change when a run is resumed: they define the weights' meaning.
-FROZEN_ON_RESUME = ("task", "tokenizer", "model")
-CRITIC_FILE = "critic.safetensors"
-# Namespaces of the logged training metrics of the generator (or the one objective) and of the critic.
-TRAIN, CRITIC = "train", "critic"
 SCHEDULES = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine",
              "inverse_sqrt": "inverse_sqrt"}
 
@@ -79,10 +73,10 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
             log_with=[JSONLTracker("seqgen", out / "logs")] + (["tensorboard"] if _tensorboard(tc) else []),
             project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs")),
         )
-    init_dir = _init_source(tc.init_from, cfg) if tc.init_from and not resume else None
+    init_dir = init_source(tc.init_from, cfg) if tc.init_from and not resume else None
     # Everything the recipe names (data, tokenizer, model, objective) is built and checked before the
     # output folder is touched, so that a mistake leaves an existing run as it was.
-    tokenizer = _check_output_dir(cfg, out, resume, overwrite)
+    tokenizer = check_output_dir(cfg, out, resume, overwrite)
     if init_dir is not None:  # the initial weights only make sense with their own tokenizer
         tokenizer, _ = load_tokenizer(init_dir)
     set_seed(cfg.seed)
@@ -93,13 +87,12 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
     generator = build_generator(cfg.model, data.vocab, cfg.task, cfg.data.image_size)
     if init_dir is not None:
         generator.load_weights(init_dir)
-    toy = ToyDistribution.from_config(cfg.data.synthetic) if cfg.data.source == "toy" else None
-    objective = build_objective(cfg.objective, generator, task=cfg.task, max_steps=tc.max_steps,
-                                steps_per_epoch=len(train_loader.batch_sampler) / tc.gradient_accumulation_steps,
-                                toy=toy)
+    steps_per_epoch = len(train_loader.batch_sampler) / tc.gradient_accumulation_steps
+    objective = build_objective(cfg.objective, generator,
+                                RunInfo(cfg.task, tc.max_steps, steps_per_epoch, data.distribution))
     if not resume:
-        _start_output_dir(cfg, out, data.tokenizer, accelerator)
-    players = _players(objective, tc, accelerator)
+        start_output_dir(cfg, out, data.tokenizer, accelerator)
+    players = _prepare(objective, tc, accelerator)
     checkpoints = Checkpoints(out, tc.keep_last)
     state = TrainerState()
     if resume:
@@ -112,10 +105,7 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
                                                 "num_processes": accelerator.num_processes})
 
     batches = _global_batches(train_loader, state)
-    # The (unwrapped) objective: the container of the prepared players when adversarial, else the prepared one.
-    inner = objective if isinstance(objective, Adversarial) else accelerator.unwrap_model(players[0].module)
-    critic = inner.critic if isinstance(inner, Adversarial) else None
-    exported_critic = critic if critic is not None and objective.trains_critic else None
+    generator = objective.generator
     eval_split = cfg.eval.split if cfg.eval.split in data.splits else None
     bar = progress(desc="train", total=tc.max_steps, initial=state.step, show=accelerator.is_local_main_process)
     window = _Window(accelerator.device)
@@ -123,27 +113,18 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
     final_metrics: dict[str, float] = {}
     stop = False
 
-    def forward(player: _Player, local: Batch, key: tuple[int, int]) -> tuple[torch.Tensor, dict]:
-        """One micro-batch's loss for `player`; `key` (repeat, micro-batch) seeds its rollouts."""
-        if critic is None:
-            return player.module(local, state.step)
-        rng = _rollout_rng(cfg.seed, state.step, player.prefix, key, accelerator)
-        if player.prefix == CRITIC:
-            return player.module(local, inner.fake_for_critic(local, state.step, rng), rng)
-        return player.module(local, state.step, critic, rng)
-
     for player in players:
         player.module.train()
     while state.step < tc.max_steps and not stop:
-        # --- one optimizer step: `critic_steps` critic updates first when adversarial, then the
-        # generator's; each update over `gradient_accumulation_steps` global batches
+        # --- one optimizer step: each player in turn (a critic before the generator), `repeats` updates
+        # each (and its warm-up updates before the first step), each over `gradient_accumulation_steps`
+        # global batches
         for player in players:
-            # the critic's warm-up against the starting generator comes before the first generator update
-            warmup = _critic_warmup(objective) if player.prefix == CRITIC and state.step == 0 else 0
-            for repeat in range(player.repeats + warmup):
+            warmup = player.spec.warmup if state.step == 0 else 0
+            for update in range(player.spec.repeats + warmup):
                 micro = [next(batches) for _ in range(tc.gradient_accumulation_steps)]
-                _update(player, micro, inner.weight, functools.partial(forward, player), repeat, accelerator,
-                        window, nonfinite, tc.max_grad_norm)
+                _update(player, micro, objective, state.step, update, cfg.seed, accelerator, window, nonfinite,
+                        tc.max_grad_norm)
         state.step += 1
         bar.update(1)
 
@@ -158,14 +139,14 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
         if state.step % tc.log_every == 0 or end:
             logs = window.reduce(accelerator)
             for player in players:
-                logs[f"{player.prefix}/lr"] = player.scheduler.get_last_lr()[0]
+                logs[f"{player.spec.namespace}/lr"] = player.scheduler.get_last_lr()[0]
             logs["train/epoch"] = state.epoch
             accelerator.log(logs, step=state.step)
             bar.set_postfix(loss=f"{logs.get('train/loss', float('nan')):.4f}")
             window = _Window(accelerator.device)
         improved = False
         if eval_split and (state.step % tc.eval_every == 0 or end):
-            result = evaluate(inner.generator, data, eval_split, cfg, accelerator,
+            result = evaluate(generator, data, eval_split, cfg, accelerator,
                               bleu=cfg.eval.bleu, max_batches=cfg.eval.max_batches, seed=cfg.seed)
             final_metrics = result.metrics
             accelerator.log(result.metrics, step=state.step)
@@ -174,78 +155,52 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
                 state.evals_without_improvement >= tc.early_stopping_patience
             if accelerator.is_main_process:
                 _report(bar, state.step, result.metrics, sample_texts(
-                    inner.generator, data, cfg, tc.num_samples, accelerator.device, seed=cfg.seed,
+                    generator, data, cfg, tc.num_samples, accelerator.device, seed=cfg.seed,
                     split=eval_split) if tc.num_samples else [])
                 if improved:
-                    _export(inner.generator, data, cfg, out / "best", exported_critic)
+                    export(generator, data.tokenizer, cfg, out / "best", objective.exports())
         if saving or improved or stop:
             checkpoints.save(accelerator, state)
     bar.close()
 
     if accelerator.is_main_process:
-        _export(inner.generator, data, cfg, out / "model", exported_critic)
+        export(generator, data.tokenizer, cfg, out / "model", objective.exports())
         (out / "metrics.json").write_text(json.dumps({"step": state.step, **final_metrics}, indent=2))
         accelerator.print(f"model written to {out / 'model'}")
     accelerator.wait_for_everyone()
     accelerator.end_training()
-    return inner.generator, final_metrics
+    return generator, final_metrics
 
 
 @dataclass
-class _Player:
-    """A prepared module that the loop updates, with its optimizer and schedule.
+class _Prepared:
+    """A player with its module, optimizer and schedule as Accelerate prepared them."""
 
-    Attributes:
-        module: called on each micro-batch; returns (loss, metrics).
-        prefix: namespace of its logged metrics ("train" or "critic").
-        repeats: updates of this player per optimizer step of the loop.
-    """
-
+    spec: Player
     module: torch.nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: Any
-    prefix: str = TRAIN
-    repeats: int = 1
 
 
-def _players(objective: Objective, tc, accelerator: Accelerator) -> list[_Player]:
-    """The prepared players in update order: the objective alone, or the critic then the generator
-    (the generator alone when the critic is computed, not learned).
-
-    The generator uses train.lr/betas/weight_decay and the train schedule; the critic its own
-    learning rate (same betas and weight decay) at a constant rate. Everything is prepared in one call,
-    so checkpoints hold both players, their optimizers and schedules.
-    """
-    def optimizer(module: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(module.parameters(), lr=lr, betas=tuple(tc.betas), weight_decay=tc.weight_decay)
-
-    def schedule(opt: torch.optim.Optimizer):
-        return get_scheduler(SCHEDULES[tc.lr_schedule], opt, num_warmup_steps=tc.warmup_steps,
-                             num_training_steps=tc.max_steps)
-
-    if not isinstance(objective, Adversarial):
-        opt = optimizer(objective, tc.lr)
-        module, opt, sched = accelerator.prepare(objective, opt, schedule(opt))
-        return [_Player(module, opt, sched)]
-    gen_opt = optimizer(objective.generator_player, tc.lr)
-    if not objective.trains_critic:
-        gen, gen_opt, gen_sched = accelerator.prepare(objective.generator_player, gen_opt, schedule(gen_opt))
-        return [_Player(gen, gen_opt, gen_sched)]
-    critic_opt = optimizer(objective.critic_player, objective.cfg.critic_lr)
-    prepared = accelerator.prepare(objective.generator_player, objective.critic_player, gen_opt, critic_opt,
-                                   schedule(gen_opt), get_scheduler("constant", critic_opt))
-    gen, critic, gen_opt, critic_opt, gen_sched, critic_sched = prepared
-    return [_Player(critic, critic_opt, critic_sched, CRITIC, objective.cfg.critic_steps),
-            _Player(gen, gen_opt, gen_sched)]
+def _prepare(objective: Objective, tc, accelerator: Accelerator) -> list[_Prepared]:
+    """The objective's players, each with an AdamW optimizer (train.betas, train.weight_decay) and its
+    schedule: train.lr under train.lr_schedule, or the player's own constant rate. Everything is
+    prepared in one call, so checkpoints hold every player, optimizer and schedule."""
+    specs = objective.players()
+    optimizers, schedules = [], []
+    for spec in specs:
+        opt = torch.optim.AdamW(spec.module.parameters(), lr=tc.lr if spec.lr is None else spec.lr,
+                                betas=tuple(tc.betas), weight_decay=tc.weight_decay)
+        optimizers.append(opt)
+        schedules.append(get_scheduler("constant", opt) if spec.lr is not None else
+                         get_scheduler(SCHEDULES[tc.lr_schedule], opt, num_warmup_steps=tc.warmup_steps,
+                                       num_training_steps=tc.max_steps))
+    prepared = accelerator.prepare(*[spec.module for spec in specs], *optimizers, *schedules)
+    n = len(specs)
+    return [_Prepared(spec, prepared[i], prepared[n + i], prepared[2 * n + i]) for i, spec in enumerate(specs)]
 
 
-def _critic_warmup(objective: Objective) -> int:
-    """Extra critic updates before the first generator update (adversarial objectives)."""
-    return objective.cfg.critic_warmup_steps if isinstance(objective, Adversarial) else 0
-
-
-def _update(player: _Player, micro: list[Batch], weight_of: Callable[[Batch], int],
-            forward: Callable[[Batch, tuple[int, int]], tuple[torch.Tensor, dict]], repeat: int,
+def _update(player: _Prepared, micro: list[Batch], objective: Objective, step: int, update: int, seed: int,
             accelerator: Accelerator, window: _Window, nonfinite: torch.Tensor, max_grad_norm: float | None) -> None:
     """One optimizer update of `player` over the global batches `micro`.
 
@@ -253,22 +208,25 @@ def _update(player: _Player, micro: list[Batch], weight_of: Callable[[Batch], in
     of the step's units, so the update is that of one large batch. Sets `nonfinite` (in place) when
     a loss is NaN or infinite.
     """
-    step_weight = sum(weight_of(b) for b in micro)
+    step_weight = sum(objective.weight(b) for b in micro)
     for i, global_batch in enumerate(micro):
-        local = _shard(global_batch, accelerator)
-        weight, tokens = weight_of(local), local.num_target_tokens  # on the host, before the copy
+        rows = _rows(len(global_batch), accelerator)
+        local = global_batch if rows is None else global_batch.select(rows)
+        weight, tokens = objective.weight(local), local.num_target_tokens  # on the host, before the copy
         local = local.to(accelerator.device)
+        noise = RowNoise(noise_key(seed, step, player.spec.namespace, update, i), rows, len(global_batch),
+                         accelerator.device)
         last = i == len(micro) - 1
         with contextlib.nullcontext() if last else accelerator.no_sync(player.module):
-            loss, metrics = forward(local, (repeat, i))
+            loss, metrics = player.module(local, step, noise)
             # DDP averages gradients over processes, hence the factor num_processes.
             accelerator.backward(loss * (weight * accelerator.num_processes / max(step_weight, 1)))
         nonfinite |= ~torch.isfinite(loss.detach())
-        window.add(player.prefix, metrics, weight)
+        window.add(player.spec.namespace, metrics, weight)
         window.tokens += tokens
     if max_grad_norm is not None:
         grad_norm = accelerator.clip_grad_norm_(player.module.parameters(), max_grad_norm)
-        window.add(player.prefix, {"grad_norm": grad_norm}, step_weight)
+        window.add(player.spec.namespace, {"grad_norm": grad_norm}, step_weight)
     player.optimizer.step()
     player.scheduler.step()
     player.optimizer.zero_grad(set_to_none=True)
@@ -304,95 +262,6 @@ class _Window:
         return logs
 
 
-def _rollout_rng(seed: int, step: int, phase: str, key: tuple[int, int],
-                 accelerator: Accelerator) -> torch.Generator:
-    """The random source of one micro-batch's rollouts: a pure function of the run's seed, the step,
-    the phase, the micro-batch and the process, so each process draws its own noise for its own rows
-    and a resumed run draws what the uninterrupted one would have."""
-    name = f"{seed}/{step}/{phase}/{key[0]}/{key[1]}/{accelerator.process_index}".encode()
-    value = int.from_bytes(hashlib.blake2b(name, digest_size=8).digest(), "little") & (2**63 - 1)
-    return torch.Generator(device=accelerator.device).manual_seed(value)
-
-
-def _init_source(path: str, cfg: RunConfig) -> Path:
-    """The exported model folder that train.init_from names (itself, or a run folder's model/),
-    checked against the recipe's task and model."""
-    root = Path(path)
-    directory = root / "model" if (root / "model" / MODEL_INFO).is_file() else root
-    if not (directory / MODEL_INFO).is_file():
-        raise UserError(f"train.init_from {path} is neither an exported model folder nor a run folder "
-                        f"with a model/ (no {MODEL_INFO})")
-    model, _, task, _ = read_model_info(directory)
-    if task != cfg.task:
-        raise UserError(f"train.init_from {path} is a {task} model, but the recipe's task is {cfg.task}")
-    diff = _first_difference(to_dict(model), to_dict(cfg.model), "model")
-    if diff:
-        raise UserError(f"train.init_from {path} was trained with another model: {diff}")
-    return directory
-
-
-# ---------------------------------------------------------------------------------------------------
-
-
-def _check_output_dir(cfg: RunConfig, out: Path, resume: bool, overwrite: bool):
-    """Check the run folder against `resume`/`overwrite`, changing nothing; return the resumed run's
-    tokenizer (None for a new run)."""
-    if resume and overwrite:
-        raise UserError("choose one of --resume and --overwrite")
-    if out.exists() and not out.is_dir():
-        raise UserError(f"output_dir {out} is a file, not a folder")
-    if resume:
-        if Checkpoints(out, 1).latest() is None:
-            raise UserError(f"nothing to resume in {out}: no complete checkpoint")
-        _check_same_run(cfg, out / RECIPE_FILE)
-        tokenizer, _ = load_tokenizer(out / "tokenizer.json")
-        return tokenizer
-    held = (out / RECIPE_FILE).exists() or (out / "checkpoints").exists()
-    if held and not overwrite:
-        raise UserError(f"output directory {out} already holds a run; pass --resume to continue it or "
-                        f"--overwrite to replace it (or set output_dir=...)")
-    return None
-
-
-def _start_output_dir(cfg: RunConfig, out: Path, tokenizer, accelerator: Accelerator) -> None:
-    """Start a new run in `out`: remove an earlier run's files (what --overwrite replaces), then write
-    recipe.yaml and tokenizer.json."""
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        for name in ("checkpoints", "model", "best", "logs"):
-            shutil.rmtree(out / name, ignore_errors=True)
-        for name in (RECIPE_FILE, "tokenizer.json", "metrics.json"):
-            (out / name).unlink(missing_ok=True)
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out / RECIPE_FILE)
-        save_tokenizer(tokenizer, out)
-    accelerator.wait_for_everyone()
-
-
-def _check_same_run(cfg: RunConfig, recipe: Path) -> None:
-    """A resumed run must keep the task, tokenizer and model it was started with."""
-    try:
-        saved = from_dict(RunConfig, load_yaml(recipe.read_text(encoding="utf-8")))
-    except (OSError, yaml.YAMLError) as e:
-        raise UserError(f"cannot read the run's recipe {recipe}: {e}") from None
-    old, new = to_dict(saved), to_dict(cfg)
-    for section in FROZEN_ON_RESUME:
-        diff = _first_difference(old[section], new[section], section)
-        if diff:
-            raise UserError(f"cannot resume: {diff} differs from the run in {recipe.parent} "
-                            f"(start a new run with another output_dir, or --overwrite)")
-
-
-def _first_difference(old, new, key: str) -> str | None:
-    if isinstance(old, dict) and isinstance(new, dict):
-        for k in old.keys() | new.keys():
-            diff = _first_difference(old.get(k), new.get(k), f"{key}.{k}")
-            if diff:
-                return diff
-        return None
-    return None if old == new else f"{key} ({old!r} -> {new!r})"
-
-
 def _global_batches(loader: DataLoader, state: TrainerState) -> Iterator[Batch]:
     """Training batches forever, from the data position in `state`, which it keeps up to date.
 
@@ -410,11 +279,11 @@ def _global_batches(loader: DataLoader, state: TrainerState) -> Iterator[Batch]:
         state.epoch, state.batch_in_epoch = state.epoch + 1, 0
 
 
-def _shard(batch: Batch, accelerator: Accelerator) -> Batch:
-    """This process's rows of a global batch (rows rank, rank + N, ...)."""
+def _rows(size: int, accelerator: Accelerator) -> torch.Tensor | None:
+    """This process's rows of a global batch of `size` (rows rank, rank + N, ...); None: all of them."""
     if accelerator.num_processes == 1:
-        return batch
-    return batch.select(torch.arange(accelerator.process_index, len(batch), accelerator.num_processes))
+        return None
+    return torch.arange(accelerator.process_index, size, accelerator.num_processes)
 
 
 def _track_best(state: TrainerState, metrics: dict[str, float], tc) -> bool:
@@ -429,20 +298,6 @@ def _track_best(state: TrainerState, metrics: dict[str, float], tc) -> bool:
     else:
         state.evals_without_improvement += 1
     return better
-
-
-def _export(generator, data: TaskData, cfg: RunConfig, directory: Path, critic: torch.nn.Module | None = None) -> None:
-    """Write the generator in `save_pretrained` style (and an adversarial run's critic as
-    critic.safetensors), replacing `directory` only once complete."""
-    tmp = directory.with_name(f".tmp-{directory.name}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_generator(generator, tmp, cfg.model, cfg.task, cfg.data.image_size)
-    save_tokenizer(data.tokenizer, tmp)
-    if critic is not None:
-        save_file({k: v.detach().contiguous().clone() for k, v in critic.state_dict().items()},
-                  str(tmp / CRITIC_FILE))
-    shutil.rmtree(directory, ignore_errors=True)
-    tmp.rename(directory)
 
 
 def _report(bar, step: int, metrics: dict[str, float], samples: list[str]) -> None:
@@ -462,12 +317,6 @@ def _flat(d: dict, prefix: str = "") -> dict:
         else:
             flat[f"{prefix}{k}"] = v if isinstance(v, (int, float, str, bool)) else json.dumps(v)
     return flat
-
-
-def cpu_processes() -> bool:
-    """True when launched as several processes (`accelerate launch --multi_gpu ...`) on a machine
-    without CUDA: Accelerate then needs `cpu=True` to join them with gloo instead of running each alone."""
-    return os.environ.get("LOCAL_RANK") is not None and not torch.cuda.is_available()
 
 
 def _tensorboard(tc) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import datasets
 import torch
@@ -32,6 +33,7 @@ from seqgen.data.sources import (
     check_task,
     configured_splits,
     load_raw,
+    synthetic_distribution,
     synthetic_symbols,
 )
 from seqgen.data.tokenizer import (
@@ -43,6 +45,10 @@ from seqgen.data.tokenizer import (
     vocab_of,
 )
 from seqgen.errors import UserError
+
+if TYPE_CHECKING:
+    from seqgen.data.synthetic.oracle import OracleLSTM
+    from seqgen.data.synthetic.toy import ToyDistribution
 
 __all__ = ["Split", "TaskData", "build_tokenizer", "decode", "load_data", "load_tokenizer", "save_tokenizer"]
 
@@ -108,6 +114,9 @@ class TaskData:
     stats: dict[str, dict[str, int]]
     """Per split: examples, blank_skipped, truncated, tokens (target tokens, BOS/EOS excluded) and,
     for captioning, images."""
+    distribution: ToyDistribution | OracleLSTM | None = None
+    """The distribution the examples were drawn from, for synthetic language-model sources (what the
+    exact and oracle metrics compare a model with); None for data from files."""
 
 
 def build_tokenizer(cfg: RunConfig,
@@ -172,7 +181,7 @@ def load_data(cfg: RunConfig, tokenizer: PreTrainedTokenizerFast | None = None,
     parts, stats = {}, {}
     for name, part in raw.items():
         parts[name], stats[name] = _tokenize(part, name, cfg, tokenizer, vocab)
-    return TaskData(cfg.task, tokenizer, vocab, parts, stats)
+    return TaskData(cfg.task, tokenizer, vocab, parts, stats, synthetic_distribution(cfg.data))
 
 
 def _tokenize(part: RawSplit, name: str, cfg: RunConfig, tokenizer: PreTrainedTokenizerFast,

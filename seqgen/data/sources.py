@@ -77,7 +77,7 @@ def synthetic_symbols(data: DataConfig) -> list[str] | None:
 
         return list(shapes.SYMBOLS)
     if data.source in ("toy", "oracle"):
-        return list(_distribution(data).symbols)
+        return list(synthetic_distribution(data).symbols)
     return None
 
 
@@ -103,17 +103,21 @@ def load_raw(cfg: RunConfig, splits: Sequence[str] = SPLITS) -> dict[str, RawSpl
         counts = {s: getattr(data.synthetic, f"num_{s}") for s in names}
         if data.source == "shapes":
             return {s: _shapes(data, split_seed(cfg.seed, s), n) for s, n in counts.items()}
-        dist = _distribution(data)
+        dist = synthetic_distribution(data)
         texts = {s: dist.sample_texts(n, seed=split_seed(cfg.seed, s)) for s, n in counts.items()}
         return {s: RawSplit(datasets.Dataset.from_dict({"text": t})) for s, t in texts.items()}
     return {s: _load_split(cfg, s) for s in names}
 
 
-def _distribution(data: DataConfig) -> ToyDistribution | OracleLSTM:
+def synthetic_distribution(data: DataConfig) -> ToyDistribution | OracleLSTM | None:
+    """The distribution a synthetic language-model source draws from (the one place it is built from
+    the recipe); None for other sources."""
     if data.source == "toy":
         from seqgen.data.synthetic.toy import ToyDistribution
 
         return ToyDistribution.from_config(data.synthetic)
+    if data.source != "oracle":
+        return None
     from seqgen.data.synthetic.oracle import OracleLSTM
 
     return OracleLSTM.from_config(data.synthetic)

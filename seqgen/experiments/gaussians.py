@@ -47,7 +47,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from seqgen.errors import UserError
-from seqgen.metrics.exact import binary_entropy
+from seqgen.functional import binary_entropy
 
 PIS_LOG = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 0.75, 0.95)
 """The class priors of this study: a log grid, because on the default mixture the exact optimum changes

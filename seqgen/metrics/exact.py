@@ -27,7 +27,6 @@ optimal critic) refer to the same pair (P, Q̃). `q_mass_outside` is reported be
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -37,6 +36,7 @@ from seqgen.data.batch import Vocab
 from seqgen.data.synthetic.toy import ToyDistribution
 from seqgen.data.tokenizer import SPECIAL_TOKENS
 from seqgen.errors import UserError
+from seqgen.functional import check_pi
 from seqgen.models.base import Generator
 
 FIRST_SYMBOL_ID = len(SPECIAL_TOKENS)
@@ -96,16 +96,6 @@ def kl(p: Tensor | Sequence[float], q: Tensor | Sequence[float]) -> float:
     return float(_kl_terms(p, q).sum())
 
 
-def binary_entropy(pi: float) -> float:
-    """H(π) = -π log π - (1-π) log(1-π) in nats: the largest value JS_π can take."""
-    return -sum(x * math.log(x) for x in (pi, 1.0 - pi) if x > 0)
-
-
-def _check_pi(pi: float) -> None:
-    if not 0 < pi < 1:
-        raise UserError(f"the class prior pi must be in (0, 1), got {pi}")
-
-
 def js_pi(p: Tensor | Sequence[float], q: Tensor | Sequence[float], pi: float) -> float:
     """Generalised Jensen-Shannon divergence JS_π[P‖Q] = π KL[P‖M] + (1-π) KL[Q‖M], M = πP + (1-π)Q.
 
@@ -121,7 +111,7 @@ def js_pi(p: Tensor | Sequence[float], q: Tensor | Sequence[float], pi: float) -
     Returns:
         JS_π[P‖Q] in nats.
     """
-    _check_pi(pi)
+    check_pi(pi)
     p, q = _as_probs(p), _as_probs(q)
     m = pi * p + (1 - pi) * q
     return float(pi * _kl_terms(p, m).sum() + (1 - pi) * _kl_terms(q, m).sum())
@@ -138,7 +128,7 @@ def optimal_critic(p: Tensor | Sequence[float], q: Tensor | Sequence[float], pi:
     Returns:
         (N,) float64 probabilities that x came from P (NaN where P(x) = Q(x) = 0: no sample lands there).
     """
-    _check_pi(pi)
+    check_pi(pi)
     p, q = _as_probs(p), _as_probs(q)
     return pi * p / (pi * p + (1 - pi) * q)
 
@@ -291,7 +281,7 @@ def js_pi_with_leak(p: Tensor, log_q: Tensor, pi: float) -> Tensor:
     Returns:
         JS_π in nats, a 0-dim tensor.
     """
-    _check_pi(pi)
+    check_pi(pi)
     q = log_q.exp()
     q = torch.cat([q, (1 - q.sum()).clamp(min=torch.finfo(q.dtype).tiny)[None]])  # (N + 1,)
     p = torch.cat([p, p.new_zeros(1)])

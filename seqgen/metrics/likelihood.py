@@ -8,7 +8,7 @@ import torch
 
 from seqgen.data.batch import Batch
 from seqgen.models.base import Generator
-from seqgen.objectives.teacher_forcing import token_nll
+from seqgen.functional import token_nll
 
 
 @torch.no_grad()

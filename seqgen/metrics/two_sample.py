@@ -26,7 +26,7 @@ from torch import nn
 
 from seqgen.data.batching import pad
 from seqgen.errors import UserError
-from seqgen.metrics.exact import binary_entropy
+from seqgen.functional import binary_entropy
 
 MIN_EXAMPLES = 8
 

@@ -17,8 +17,9 @@ from seqgen.config import ModelConfig, from_dict
 from seqgen.data.batch import Vocab
 from seqgen.errors import UserError
 from seqgen.models.base import Generator
+from seqgen.models.configs import MODEL_FAMILIES, RNNConfig, TransformerConfig
 
-__all__ = ["Generator", "build_generator", "save_generator", "load_generator", "read_model_info"]
+__all__ = ["MODEL_FAMILIES", "RNNConfig", "TransformerConfig", "Generator", "build_generator", "save_generator", "load_generator", "read_model_info"]
 
 MODEL_INFO = "seqgen.json"
 
@@ -52,8 +53,8 @@ def read_model_info(directory: str | Path) -> tuple[ModelConfig, Vocab, str, int
         raise UserError(f"{directory} is not a seqgen model folder (no {MODEL_INFO})")
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
-        return (from_dict(ModelConfig, info["model"], "model."), Vocab(**info["vocab"]), info["task"],
-                int(info.get("image_size", 64)))
+        return (from_dict(ModelConfig, _own_keys(info["model"]), "model."), Vocab(**info["vocab"]),
+                info["task"], int(info.get("image_size", 64)))
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise UserError(f"{path} is not a valid model description: {e}") from None
 
@@ -70,3 +71,14 @@ def load_generator(directory: str | Path) -> tuple[Generator, ModelConfig, str, 
     model = build_generator(build_cfg, vocab, task, image_size)
     model.load_weights(directory)
     return model.eval(), cfg, task, image_size
+
+
+def _own_keys(model: dict) -> dict:
+    """`model` without the keys of the other family: folders exported when one config held both
+    families' keys (each ignored by the other) still load."""
+    family = MODEL_FAMILIES.get(model.get("family", "rnn"))
+    if family is None:
+        return model
+    own = {f.name for f in dataclasses.fields(family)}
+    other = {f.name for cls in MODEL_FAMILIES.values() for f in dataclasses.fields(cls)} - own
+    return {k: v for k, v in model.items() if k not in other}

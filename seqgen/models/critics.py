@@ -19,6 +19,8 @@ sequence score and a context score, which could not judge whether the two fit to
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -29,6 +31,7 @@ from seqgen.data.batch import Context
 from seqgen.errors import UserError
 from seqgen.models.base import embed
 from seqgen.models.encoders import RNNS, ConvEncoder
+from seqgen.randomness import Source, uniform
 
 TASKS = ("lm", "translation", "captioning")
 
@@ -52,10 +55,6 @@ class Critic(nn.Module):
         super().__init__()
         if task not in TASKS:
             raise UserError(f"unknown critic task {task!r}; choose from {', '.join(TASKS)}")
-        if num_representations < 1:
-            raise UserError(f"critic num_representations must be >= 1, got {num_representations}")
-        if not 0 <= dropout < 1:
-            raise UserError(f"critic dropout must be in [0, 1), got {dropout}")
         self.task = task
         self.embeddings = nn.ModuleList(nn.Embedding(vocab_size, embedding_dim)
                                         for _ in range(num_representations))
@@ -149,8 +148,6 @@ class CNNCritic(Critic):
     def __init__(self, vocab_size: int, *, task: str = "lm", embedding_dim: int = 64, hidden_dim: int = 128,
                  num_layers: int = 1, dropout: float = 0.0, num_representations: int = 1,
                  window_sizes: Sequence[int] = (2, 3, 4, 5)) -> None:
-        if not window_sizes or min(window_sizes) < 1:
-            raise UserError(f"critic window_sizes must be non-empty widths >= 1, got {window_sizes}")
         feature_dim = hidden_dim * len(window_sizes)
         super().__init__(vocab_size, task=task, embedding_dim=embedding_dim, feature_dim=feature_dim,
                          hidden_dim=hidden_dim, dropout=dropout, num_representations=num_representations)
@@ -182,10 +179,6 @@ class RNNCritic(Critic):
     def __init__(self, vocab_size: int, *, task: str = "lm", embedding_dim: int = 64, hidden_dim: int = 128,
                  num_layers: int = 1, dropout: float = 0.0, num_representations: int = 1, cell: str = "gru",
                  pooling: str = "last") -> None:
-        if cell not in RNNS:
-            raise UserError(f"unknown critic cell {cell!r}; choose from {', '.join(RNNS)}")
-        if pooling not in ("last", "mean"):
-            raise UserError(f"critic pooling must be 'last' or 'mean', got {pooling!r}")
         super().__init__(vocab_size, task=task, embedding_dim=embedding_dim, feature_dim=hidden_dim,
                          hidden_dim=hidden_dim, dropout=dropout, num_representations=num_representations)
         self.rnn = RNNS[cell](embedding_dim, hidden_dim, num_layers, batch_first=True,
@@ -218,9 +211,6 @@ class TransformerCritic(Critic):
     def __init__(self, vocab_size: int, *, task: str = "lm", embedding_dim: int = 64, hidden_dim: int = 128,
                  num_layers: int = 1, dropout: float = 0.0, num_representations: int = 1,
                  num_attention_heads: int = 4, max_positions: int = 512) -> None:
-        if hidden_dim % num_attention_heads:
-            raise UserError(f"critic hidden_dim={hidden_dim} is not a multiple of "
-                            f"num_attention_heads={num_attention_heads}")
         super().__init__(vocab_size, task=task, embedding_dim=embedding_dim, feature_dim=hidden_dim,
                          hidden_dim=hidden_dim, dropout=dropout, num_representations=num_representations)
         self.proj = nn.Linear(embedding_dim, hidden_dim) if embedding_dim != hidden_dim else nn.Identity()
@@ -242,39 +232,71 @@ class TransformerCritic(Critic):
 CRITICS: dict[str, type[Critic]] = {"cnn": CNNCritic, "rnn": RNNCritic, "transformer": TransformerCritic}
 
 
+@dataclass
+class CriticConfig:
+    """The critic of adversarial training (`objective.critic`); each key is the `build_critic` argument
+    of the same name."""
+
+    kind: Literal["cnn", "rnn", "transformer", "oracle"] = "cnn"
+    """The architecture; it reads (relaxed) token sequences through its own embedding matrix. `oracle`
+    (enumerable toy data only): the optimal critic D* = πP / (πP + (1 - π)Q), computed exactly from the
+    toy's P and the generator's current Q, with nothing to train."""
+    embedding_dim: int = 64
+    """Width of the critic's embedding matrices."""
+    hidden_dim: int = 128
+    """Filters per window width (cnn), RNN size, or Transformer width; also the context's width."""
+    num_layers: int = 1
+    """Highway layers (cnn), RNN layers, or Transformer layers."""
+    dropout: float = 0.0
+    """Dropout probability."""
+    spectral_norm: bool = False
+    """Spectrally normalise every linear and convolution weight (one power iteration per training forward)."""
+    num_representations: int = 1
+    """Embedding matrices whose logits are averaged (RelGAN's multiple representations)."""
+    window_sizes: list[int] = field(default_factory=lambda: [2, 3, 4, 5])
+    """cnn: convolution widths."""
+    cell: Literal["lstm", "gru"] = "gru"
+    """rnn: the recurrent cell."""
+    pooling: Literal["last", "mean"] = "last"
+    """rnn: features of the last position, or the mean over positions."""
+    num_attention_heads: int = 4
+    """transformer: attention heads (must divide hidden_dim)."""
+    max_positions: int = 512
+    """transformer: longest sequence it reads."""
+
+    def __post_init__(self) -> None:
+        sizes = {"embedding_dim": self.embedding_dim, "hidden_dim": self.hidden_dim, "num_layers": self.num_layers,
+                 "num_representations": self.num_representations, "num_attention_heads": self.num_attention_heads,
+                 "max_positions": self.max_positions}
+        for name, value in sizes.items():
+            if value < 1:
+                raise UserError(f"objective.critic.{name} must be >= 1, got {value}")
+        if not 0 <= self.dropout < 1:
+            raise UserError(f"objective.critic.dropout must be in [0, 1), got {self.dropout}")
+        if not self.window_sizes or min(self.window_sizes) < 1:
+            raise UserError(f"objective.critic.window_sizes must be widths >= 1, got {self.window_sizes}")
+        if self.kind == "transformer" and self.hidden_dim % self.num_attention_heads:
+            raise UserError(f"objective.critic.hidden_dim={self.hidden_dim} is not a multiple of "
+                            f"objective.critic.num_attention_heads={self.num_attention_heads}")
+
+
 def build_critic(kind: str, vocab_size: int, *, task: str = "lm", embedding_dim: int = 64,
                  hidden_dim: int = 128, num_layers: int = 1, dropout: float = 0.0, spectral_norm: bool = False,
                  num_representations: int = 1, window_sizes: Sequence[int] = (2, 3, 4, 5), cell: str = "gru",
                  pooling: str = "last", num_attention_heads: int = 4, max_positions: int = 512) -> Critic:
-    """A freshly initialised critic.
+    """A freshly initialised critic; `build_critic(vocab_size=V, task=task, **asdict(CriticConfig(...)))`
+    builds the one a recipe describes (the settings are checked there).
 
     Args:
         kind: "cnn", "rnn" or "transformer".
         vocab_size: V, the generator's vocabulary size.
         task: "lm", "translation" or "captioning" (what context the critic reads).
-        embedding_dim: width of the critic's embedding matrices.
-        hidden_dim: filters per window (cnn), RNN size, or Transformer width; also the context width.
-        num_layers: highway layers (cnn), RNN layers, or Transformer layers.
-        dropout: dropout probability.
-        spectral_norm: spectrally normalise every linear and convolution weight.
-        num_representations: embedding matrices whose logits are averaged (RelGAN).
-        window_sizes: cnn: convolution widths.
-        cell: rnn: "lstm" or "gru".
-        pooling: rnn: "last" or "mean".
-        num_attention_heads: transformer: attention heads.
-        max_positions: transformer: longest sequence it reads.
-
-    Raises:
-        UserError: an unknown kind or an invalid setting.
+        Others: see `CriticConfig`.
     """
     if kind not in CRITICS:
-        raise UserError(f"unknown critic kind {kind!r}; choose from {', '.join(CRITICS)}")
-    sizes = {"embedding_dim": embedding_dim, "hidden_dim": hidden_dim, "num_layers": num_layers}
-    for name, value in sizes.items():
-        if value < 1:
-            raise UserError(f"critic {name} must be >= 1, got {value}")
+        raise ValueError(f"unknown critic kind {kind!r}; choose from {', '.join(CRITICS)}")
     options = {
-        "cnn": {"window_sizes": window_sizes},
+        "cnn": {"window_sizes": tuple(window_sizes)},
         "rnn": {"cell": cell, "pooling": pooling},
         "transformer": {"num_attention_heads": num_attention_heads, "max_positions": max_positions},
     }[kind]
@@ -296,7 +318,7 @@ def apply_spectral_norm(module: nn.Module) -> nn.Module:
 
 
 def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, mask: Tensor,
-                     context: Context | None = None, generator: torch.Generator | None = None) -> Tensor:
+                     context: Context | None = None, generator: Source = None) -> Tensor:
     """WGAN-GP's penalty E[(‖∇_x̂ logit(x̂)‖₂ - 1)²] at x̂ = α real + (1 - α) fake, α ~ U(0, 1) per row.
 
     The gradient is kept in the graph (`create_graph`), so the penalty trains the critic.
@@ -307,12 +329,12 @@ def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, mask: Tensor
         fake: (B, T, V) float relaxed generator sequences (detached or not: only x̂ is differentiated).
         mask: (B, T) bool, the positions the critic reads (e.g. the union of the real and fake masks).
         context: the B contexts, for conditional critics.
-        generator: the source of α; None uses torch's default generator.
+        generator: the source of α (`seqgen.randomness.Source`).
 
     Returns:
         A scalar >= 0.
     """
-    alpha = torch.rand(real.shape[0], 1, 1, device=real.device, generator=generator)
+    alpha = uniform((real.shape[0],), real.device, generator)[:, None, None]
     mixed = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
     logits = critic(mixed, mask, context)
     (grad,) = torch.autograd.grad(logits.sum(), mixed, create_graph=True)

@@ -50,7 +50,7 @@ from transformers.cache_utils import Cache, EncoderDecoderCache
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import logging as hf_logging
 
-from seqgen.config import ModelConfig
+from seqgen.models.configs import TransformerConfig
 from seqgen.data.batch import Context, Vocab
 from seqgen.errors import UserError
 from seqgen.models.base import Generator, embed
@@ -308,7 +308,7 @@ class CaptionGenerator(HFGenerator):
 # Building
 
 
-def build_transformer(vocab: Vocab, cfg: ModelConfig, task: str, image_size: int = 64) -> HFGenerator:
+def build_transformer(vocab: Vocab, cfg: TransformerConfig, task: str, image_size: int = 64) -> HFGenerator:
     """Build a Transformer generator from a config or `from_pretrained`.
 
     Args:
@@ -343,7 +343,7 @@ def build_transformer(vocab: Vocab, cfg: ModelConfig, task: str, image_size: int
     return generator
 
 
-def _pretrained(auto: type, cfg: ModelConfig) -> PreTrainedModel:
+def _pretrained(auto: type, cfg: TransformerConfig) -> PreTrainedModel:
     """`auto.from_pretrained(cfg.pretrained)`, with its failures turned into one-line errors."""
     try:
         return auto.from_pretrained(cfg.pretrained, trust_remote_code=cfg.trust_remote_code,
@@ -357,7 +357,7 @@ def _first_line(error: Exception) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
-def _configured(cls: type[PreTrainedConfig], cfg: ModelConfig, **kwargs: Any) -> PreTrainedConfig:
+def _configured(cls: type[PreTrainedConfig], cfg: TransformerConfig, **kwargs: Any) -> PreTrainedConfig:
     """`cls(**kwargs)` with `cfg.config_overrides` on top, each of which must be a setting of `cls`
     (or `attn_implementation`: eager, sdpa, ...)."""
     defaults = cls()
@@ -367,16 +367,9 @@ def _configured(cls: type[PreTrainedConfig], cfg: ModelConfig, **kwargs: Any) ->
     return cls(**{**kwargs, **cfg.config_overrides})
 
 
-def _check_heads(cfg: ModelConfig) -> None:
-    if cfg.hidden_size % cfg.num_attention_heads:
-        raise UserError(f"model.hidden_size={cfg.hidden_size} is not divisible by "
-                        f"model.num_attention_heads={cfg.num_attention_heads}")
-
-
-def _gpt2_config(vocab: Vocab, cfg: ModelConfig, task: str, **extra: Any) -> GPT2Config:
+def _gpt2_config(vocab: Vocab, cfg: TransformerConfig, task: str, **extra: Any) -> GPT2Config:
     if cfg.arch != "gpt2":
         raise UserError(f"model.arch={cfg.arch} is an encoder-decoder; task {task} needs model.arch=gpt2")
-    _check_heads(cfg)
     return _configured(GPT2Config, cfg, vocab_size=vocab.size, n_embd=cfg.hidden_size,
                        n_layer=cfg.num_hidden_layers, n_head=cfg.num_attention_heads,
                        n_positions=cfg.max_positions, bos_token_id=vocab.bos_id,
@@ -384,11 +377,10 @@ def _gpt2_config(vocab: Vocab, cfg: ModelConfig, task: str, **extra: Any) -> GPT
                        embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout, **extra)
 
 
-def _seq2seq(vocab: Vocab, cfg: ModelConfig) -> PreTrainedModel:
+def _seq2seq(vocab: Vocab, cfg: TransformerConfig) -> PreTrainedModel:
     """A BART, Marian or T5 model from a config sized by `cfg`."""
     if cfg.arch == "gpt2":
         raise UserError("model.arch=gpt2 is decoder-only; translation needs bart, marian or t5")
-    _check_heads(cfg)
     d, layers, heads = cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads
     ids = dict(vocab_size=vocab.size, pad_token_id=vocab.pad_id, bos_token_id=vocab.bos_id,
                eos_token_id=vocab.eos_id, decoder_start_token_id=vocab.bos_id)
@@ -406,7 +398,7 @@ def _seq2seq(vocab: Vocab, cfg: ModelConfig) -> PreTrainedModel:
     return MarianMTModel(_configured(MarianConfig, cfg, **sizes, **ids, scale_embedding=True))
 
 
-def _image_encoder(cfg: ModelConfig, image_size: int) -> PreTrainedModel:
+def _image_encoder(cfg: TransformerConfig, image_size: int) -> PreTrainedModel:
     """The captioning image encoder: `vision_pretrained`, or a ViT/ConvNeXt/ResNet sized by `cfg`.
 
     The convolutional nets get three stages of widths d/4, d/2, d (d = hidden_size), each
@@ -423,7 +415,6 @@ def _image_encoder(cfg: ModelConfig, image_size: int) -> PreTrainedModel:
         d, depth = cfg.hidden_size, cfg.num_hidden_layers
         widths = [max(1, d // 4), max(1, d // 2), d]
         if cfg.vision_arch == "vit":
-            _check_heads(cfg)
             if image_size % cfg.patch_size:
                 raise UserError(f"data.image_size={image_size} is not a multiple of "
                                 f"model.patch_size={cfg.patch_size}")
@@ -445,7 +436,7 @@ def _image_encoder(cfg: ModelConfig, image_size: int) -> PreTrainedModel:
     return encoder
 
 
-def _captioner(vocab: Vocab, cfg: ModelConfig, image_size: int) -> VisionEncoderDecoderModel:
+def _captioner(vocab: Vocab, cfg: TransformerConfig, image_size: int) -> VisionEncoderDecoderModel:
     encoder = _image_encoder(cfg, image_size)
     decoder = GPT2LMHeadModel(_gpt2_config(vocab, cfg, "captioning", is_decoder=True,
                                            add_cross_attention=True))

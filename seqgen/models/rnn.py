@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from seqgen.config import ModelConfig
+from seqgen.models.configs import RNNConfig
 from seqgen.data.batch import Context, Vocab
 from seqgen.errors import UserError
 from seqgen.models.base import Generator, embed
@@ -40,7 +40,7 @@ class RNNGenerator(Generator):
 
     family = "rnn"
 
-    def __init__(self, vocab: Vocab, cfg: ModelConfig, task: str) -> None:
+    def __init__(self, vocab: Vocab, cfg: RNNConfig, task: str) -> None:
         super().__init__(vocab)
         if task not in ("lm", "translation", "captioning"):
             raise ValueError(f"unknown task {task!r}")

@@ -4,9 +4,9 @@ descends the critic's estimate of JS_π.
 The two players are separate modules, so that the training loop prepares each on its own (one DDP
 module and one optimizer each) and alternates their updates:
 
-- `CriticPlayer.forward(batch, fake)`: the critic's loss -V_π on the batch's real sequences
-  (targets, EOS included) and on rollouts `fake` drawn for the same contexts without gradient;
-- `GeneratorPlayer.forward(batch, step, critic)`: rolls out, scores the rollouts with the critic
+- `CriticPlayer(batch, step, noise)`: the critic's loss -V_π on the batch's real sequences
+  (targets, EOS included) and on rollouts drawn for the same contexts without gradient;
+- `GeneratorPlayer(batch, step, noise)`: rolls out, scores the rollouts with the critic
   (frozen: no gradient reaches its parameters, no dropout, no spectral-norm power step) and returns
   the generator's loss, plus λ·L_TF when `tf_weight` is set.
 
@@ -19,7 +19,7 @@ How the generator's gradient passes the discrete rollouts is `estimator`:
   over K rollouts of each context, optionally per-token rewards from the critic scoring prefixes.
   Unbiased for the critic it is given: at the optimal critic, its expectation is ∇JS_π.
 - `rebar`: reinforce with the Gumbel-softmax relaxation as a control variate (`estimators`).
-With `critic: oracle` on a toy source the critic is the optimal D*, computed exactly, so a run shows
+With `critic.kind: oracle` on a toy source the critic is the optimal D*, computed exactly, so a run shows
 the estimator's behaviour free of critic error (`optimal_critic`).
 
 Both losses are means over sequences, so `weight(batch)` counts sequences. Rollouts have the length
@@ -30,23 +30,25 @@ early (every row reached EOS) is padded with masked positions.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqgen.config import AdversarialConfig
+from seqgen.config import ObjectiveConfig
 from seqgen.data.batch import Batch, Context, Vocab
 from seqgen.data.synthetic.toy import ToyDistribution
 from seqgen.errors import UserError
 from seqgen.gumbel import Rollout, gumbel_rollout
 from seqgen.models.base import Generator
-from seqgen.models.critics import build_critic, gradient_penalty
+from seqgen.models.critics import CriticConfig, build_critic, gradient_penalty
 from seqgen.objectives import estimators
+from seqgen.functional import check_pi, token_nll
 from seqgen.objectives.adversarial_losses import (
-    check_pi,
     critic_accuracy,
     critic_loss,
     generator_loss,
@@ -54,64 +56,127 @@ from seqgen.objectives.adversarial_losses import (
     sequence_generator_loss,
     split_sizes,
 )
-from seqgen.objectives.base import Objective
+from seqgen.objectives.base import Objective, Player, RunInfo
 from seqgen.objectives.optimal_critic import (
     OracleCritic,
     check_toy_source,
     critic_report,
 )
-from seqgen.objectives.teacher_forcing import token_nll
+from seqgen.objectives.teacher_forcing import check_label_smoothing
+from seqgen.randomness import RowNoise
 from seqgen.schedules import temperature
 
-KEY = "objective.adversarial"
+@dataclass
+class AdversarialConfig(ObjectiveConfig):
+    """JS_π adversarial training (docs/theory/objectives.md#js-adversarial-training): a critic tells
+    data from the generator's rollouts, its real and fake terms weighted π and 1 - π."""
 
+    name: Literal["adversarial"] = "adversarial"
+    """Which objective trains the generator."""
+    pi: float = 0.5
+    """The critic's prior π on the real class: π → 0 behaves like maximum likelihood (KL[P‖Q]),
+    π → 1 like the mode-seeking KL[Q‖P]."""
+    critic: CriticConfig = field(default_factory=CriticConfig)
+    """The critic's architecture and sizes."""
+    estimator: Literal["straight_through", "reinforce", "rebar"] = "reinforce"
+    """How the generator's gradient passes the discrete rollouts: `reinforce`, the score function over
+    the sampled ids (unbiased: at the optimal critic its expectation is ∇JS_π); `straight_through`
+    Gumbel-softmax (biased: it linearises the critic around each sample and reads it off the simplex's
+    vertices; on the toy its gradient points away from ∇JS_π at small π); `rebar`, the score function with
+    the Gumbel-softmax relaxation as a control variate (lower variance; exact for one token, biased
+    across positions that read a sampled prefix). `seqgen experiment estimators` measures all three."""
+    baseline: Literal["none", "batch", "rloo"] = "batch"
+    """reinforce and rebar: what is subtracted from each rollout's reward: nothing; `batch`, the mean
+    reward of the other rollouts of the micro-batch; `rloo`, the mean reward of the other rollouts of
+    the same context (needs rollouts_per_context >= 2). Both keep the estimate unbiased."""
+    rollouts_per_context: int = 1
+    """K: rollouts drawn for each context (each row of a language-model batch) by reinforce and rebar."""
+    reward: Literal["sequence", "prefix"] = "sequence"
+    """reinforce: `sequence`, one reward per rollout; `prefix`, a reward per token, the change in the
+    generator loss as the critic reads one more token, summed over the rest of the rollout with
+    `discount` (at discount 1 the same gradient in expectation, with the prefix's score as baseline)."""
+    discount: float = 1.0
+    """reinforce with prefix rewards: γ in (0, 1]; below 1 it lowers the variance and adds a bias."""
+    cv_weight: float = 1.0
+    """rebar: η, the weight of the Gumbel-softmax control variate (0 gives reinforce)."""
+    critic_lr: float = 1e-4
+    """The critic's AdamW learning rate, constant (the generator uses train.lr and its schedule)."""
+    critic_steps: int = 1
+    """k: critic updates per generator update."""
+    critic_warmup_steps: int = 0
+    """Critic updates against the starting generator before the first generator update."""
+    critic_loss: Literal["weighted", "ratio"] = "weighted"
+    """`weighted`: binary cross-entropy with the real term weighted π and the fake term 1 - π over equal
+    batches; `ratio`: unweighted, with real and fake examples in the ratio π : (1 - π)."""
+    gradient_penalty: float = 0.0
+    """Weight of a gradient penalty on the critic (0: none)."""
+    generator_loss: Literal["minimax", "non_saturating", "kl"] = "minimax"
+    """`minimax`: (1-π) E_Q log(1 - D), the gradient of JS_π at the optimal critic; `non_saturating`:
+    -(1-π) E_Q log D; `kl`: -E_Q logit D, which targets KL[Q‖P]."""
+    tf_weight: float = 0.0
+    """λ: weight of a teacher-forcing term added to the generator's loss."""
+    label_smoothing: float = 0.0
+    """Label smoothing of the teacher-forcing term."""
+    tau_schedule: Literal["constant", "exponential", "exp_decay", "linear"] = "exponential"
+    """Gumbel-softmax temperature schedule (straight_through, and rebar's relaxation) over the adversarial
+    steps n of N = train.max_steps: constant τ; exponential: inverse temperature β_n = beta_max^(n/N);
+    exp_decay: τ_n = max(tau_min, exp(-rate·n)); linear: from tau to tau_min."""
+    tau: float = 1.0
+    """Constant and linear schedules: the (starting) temperature."""
+    tau_min: float = 0.1
+    """exp_decay and linear schedules: the smallest temperature."""
+    beta_max: float = 1000.0
+    """Exponential schedule: the final inverse temperature."""
+    rate: float = 1e-3
+    """exp_decay schedule: r."""
+    hard: bool = True
+    """straight_through: one-hot samples in the forward pass, the relaxed sample's gradient (False: the
+    soft relaxed samples themselves)."""
+    feed: Literal["sample", "gumbel"] = "sample"
+    """straight_through: what the generator reads back at t + 1: the sampled token (RelGAN), or the
+    relaxed Gumbel-softmax vector."""
 
-def check_adversarial(cfg: AdversarialConfig) -> None:
-    """Raise UserError naming the first out-of-range setting of an adversarial section."""
-    check_pi(cfg.pi)
-    if cfg.critic_steps < 1:
-        raise UserError(f"{KEY}.critic_steps must be >= 1, got {cfg.critic_steps}")
-    positive = {"critic_lr": cfg.critic_lr, "tau": cfg.tau, "tau_min": cfg.tau_min,
-                "critic_embedding_dim": cfg.critic_embedding_dim, "critic_hidden_dim": cfg.critic_hidden_dim,
-                "critic_layers": cfg.critic_layers}
-    for name, value in positive.items():
-        if not value > 0:
-            raise UserError(f"{KEY}.{name} must be positive, got {value}")
-    nonnegative = {"gradient_penalty": cfg.gradient_penalty, "tf_weight": cfg.tf_weight, "rate": cfg.rate}
-    for name, value in nonnegative.items():
-        if value < 0:
-            raise UserError(f"{KEY}.{name} must be >= 0, got {value}")
-    if cfg.beta_max < 1:
-        raise UserError(f"{KEY}.beta_max must be >= 1 (the final inverse temperature), got {cfg.beta_max}")
-    if not 0 <= cfg.critic_dropout < 1:
-        raise UserError(f"{KEY}.critic_dropout must be in [0, 1), got {cfg.critic_dropout}")
-    if cfg.rollouts_per_context < 1:
-        raise UserError(f"{KEY}.rollouts_per_context must be >= 1, got {cfg.rollouts_per_context}")
-    if cfg.critic_warmup_steps < 0:
-        raise UserError(f"{KEY}.critic_warmup_steps must be >= 0, got {cfg.critic_warmup_steps}")
-    if cfg.cv_weight < 0:
-        raise UserError(f"{KEY}.cv_weight must be >= 0, got {cfg.cv_weight}")
-    if not 0 < cfg.discount <= 1:
-        raise UserError(f"{KEY}.discount must be in (0, 1], got {cfg.discount}")
-    if cfg.estimator != "straight_through" and cfg.baseline == "rloo" and cfg.rollouts_per_context < 2:
-        raise UserError(f"{KEY}.baseline=rloo needs {KEY}.rollouts_per_context >= 2 (the leave-one-out "
-                        f"baseline of a context is the mean of its other rollouts), got "
-                        f"{cfg.rollouts_per_context}")
-    if cfg.estimator == "rebar" and cfg.reward == "prefix":
-        raise UserError(f"{KEY}.reward=prefix works with {KEY}.estimator=reinforce only")
+    def __post_init__(self) -> None:
+        check_pi(self.pi)
+        for name in ("critic_lr", "tau", "tau_min"):
+            if not getattr(self, name) > 0:
+                raise UserError(f"objective.{name} must be positive, got {getattr(self, name)}")
+        for name in ("gradient_penalty", "tf_weight", "rate", "cv_weight", "critic_warmup_steps"):
+            if getattr(self, name) < 0:
+                raise UserError(f"objective.{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("critic_steps", "rollouts_per_context"):
+            if getattr(self, name) < 1:
+                raise UserError(f"objective.{name} must be >= 1, got {getattr(self, name)}")
+        if self.beta_max < 1:
+            raise UserError(f"objective.beta_max must be >= 1 (the final inverse temperature), got {self.beta_max}")
+        if not 0 < self.discount <= 1:
+            raise UserError(f"objective.discount must be in (0, 1], got {self.discount}")
+        if self.estimator != "straight_through" and self.baseline == "rloo" and self.rollouts_per_context < 2:
+            raise UserError(f"objective.baseline=rloo needs objective.rollouts_per_context >= 2 (the "
+                            f"leave-one-out baseline of a context is the mean of its other rollouts), got "
+                            f"{self.rollouts_per_context}")
+        if self.estimator == "rebar" and self.reward == "prefix":
+            raise UserError("objective.reward=prefix works with objective.estimator=reinforce only")
+        check_label_smoothing(self.label_smoothing)
+
+    def check_run(self, run: Any) -> None:
+        if self.critic.kind == "oracle" and run.data.source != "toy":
+            raise UserError("objective.critic.kind=oracle needs data.source=toy (the optimal critic is computed "
+                            f"from an enumerable P), got data.source={run.data.source}")
+        if run.train.mixed_precision == "fp16":
+            raise UserError("objective adversarial does not support train.mixed_precision=fp16 (two optimizers "
+                            "would share one loss scaler); use bf16 or no")
 
 
 def build_critic_from(cfg: AdversarialConfig, vocab: Vocab, task: str,
                       toy: ToyDistribution | None = None) -> nn.Module:
     """The critic an adversarial section describes, for `vocab` and `task` (and, for the oracle critic,
     the run's toy P)."""
-    if cfg.critic == "oracle":
+    if cfg.critic.kind == "oracle":
         if task != "lm":
-            raise UserError(f"{KEY}.critic=oracle needs task lm (an enumerable toy), got {task}")
+            raise UserError(f"objective.critic.kind=oracle needs task lm (an enumerable toy), got {task}")
         return OracleCritic(check_toy_source(toy), vocab, cfg.pi)
-    return build_critic(cfg.critic, vocab.size, task=task, embedding_dim=cfg.critic_embedding_dim,
-                        hidden_dim=cfg.critic_hidden_dim, num_layers=cfg.critic_layers,
-                        dropout=cfg.critic_dropout, spectral_norm=cfg.spectral_norm)
+    return build_critic(vocab_size=vocab.size, task=task, **dataclasses.asdict(cfg.critic))
 
 
 @contextlib.contextmanager
@@ -154,30 +219,35 @@ class GeneratorPlayer(nn.Module):
 
     Args:
         generator: the model to train.
+        critic: the critic that scores the rollouts (held, not owned: its parameters belong to the
+            critic's player).
         cfg: the adversarial section.
         max_steps: N of the temperature schedule (train.max_steps).
-        label_smoothing: of the optional teacher-forcing term.
         reference: the enumerable toy P of the run's data, if it is one: the critic's error against
             the optimal critic and the cosine of the gradient it implies with ∇JS_π are then logged.
     """
 
-    def __init__(self, generator: Generator, cfg: AdversarialConfig, max_steps: int,
-                 label_smoothing: float = 0.0, reference: ToyDistribution | None = None) -> None:
+    def __init__(self, generator: Generator, critic: nn.Module, cfg: AdversarialConfig, max_steps: int,
+                 reference: ToyDistribution | None = None) -> None:
         super().__init__()
         self.generator = generator
+        self._critic = (critic,)  # a tuple, so that the critic is not registered as a submodule
         self.cfg = cfg
         self.max_steps = max_steps
-        self.label_smoothing = label_smoothing
         self.reference = reference
+
+    @property
+    def critic(self) -> nn.Module:
+        return self._critic[0]
 
     def tau(self, step: int) -> float:
         """The Gumbel-softmax temperature at generator step `step`."""
         c = self.cfg
-        return temperature(c.temperature, step, self.max_steps, tau=c.tau, tau_min=c.tau_min,
+        return temperature(c.tau_schedule, step, self.max_steps, tau=c.tau, tau_min=c.tau_min,
                            beta_max=c.beta_max, rate=c.rate)
 
     def rollout(self, batch: Batch, step: int, count: int | None = None,
-                rng: torch.Generator | None = None) -> Rollout:
+                rng: RowNoise | torch.Generator | None = None) -> Rollout:
         """Rollouts for the first `count` rows of `batch` (all by default), one per context: Gumbel-softmax
         rollouts for straight_through, sampled ids (no relaxed tokens, no gradient) otherwise.
 
@@ -197,22 +267,22 @@ class GeneratorPlayer(nn.Module):
         return pad_rollout(fake, length, model.vocab.pad_id)
 
     def _sample(self, memory: Any, count: int, length: int,
-                rng: torch.Generator | None) -> tuple[Tensor, Tensor]:
+                rng: RowNoise | torch.Generator | None) -> tuple[Tensor, Tensor]:
         """`count` ancestral samples on `memory`, without gradient: (count, length) ids, PAD after each
         EOS, and their mask, padded to `length` columns when every row ended earlier."""
         tokens, mask = estimators.sample_rollout(self.generator, memory, count, length, rng)
         return (estimators.pad_columns(tokens, length, self.generator.vocab.pad_id),
                 estimators.pad_columns(mask, length, False))
 
-    def forward(self, batch: Batch, step: int, critic: nn.Module,
-                rng: torch.Generator | None = None) -> tuple[Tensor, dict[str, Tensor]]:
-        """The generator's loss on its rollouts for `batch`'s contexts.
+    def forward(self, batch: Batch, step: int,
+                noise: RowNoise | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        """The generator's loss on its rollouts for `batch`'s contexts; the critic is frozen while it
+        scores them.
 
         Args:
             batch: B real examples (their contexts; their targets for the teacher-forcing term).
             step: generator updates so far (sets τ).
-            critic: the critic (unwrapped); frozen while it scores the rollouts.
-            rng: source of the rollouts' randomness; None uses torch's default generator.
+            noise: the micro-batch's draws; None uses torch's default generator.
 
         Returns:
             The loss to backpropagate: the generator loss (straight-through) or a surrogate whose
@@ -221,11 +291,12 @@ class GeneratorPlayer(nn.Module):
             generator_loss (the values of the objective, not of a surrogate), tau, d_fake (mean critic
             probability of the rollouts), tf_nll, and on a toy critic_error and critic_gradient_cosine.
         """
+        critic = self.critic
         if isinstance(critic, OracleCritic):
             critic.track(self.generator)
         estimate = self._straight_through if self.cfg.estimator == "straight_through" else self._score_function
         with frozen(critic):
-            loss, metrics = estimate(batch, step, critic, rng)
+            loss, metrics = estimate(batch, step, critic, noise)
             if self.reference is not None and not isinstance(critic, OracleCritic):
                 metrics |= self._diagnostics(critic)
         metrics["tau"] = torch.tensor(self.tau(step), device=loss.device)
@@ -233,7 +304,7 @@ class GeneratorPlayer(nn.Module):
         if self.cfg.tf_weight:
             mask = batch.target_mask
             logits_tf = self.generator(batch.inputs, self.generator.encode(batch.context))
-            nll = token_nll(logits_tf, batch.targets, mask, self.label_smoothing).sum() / mask.sum().clamp(min=1)
+            nll = token_nll(logits_tf, batch.targets, mask, self.cfg.label_smoothing).sum() / mask.sum().clamp(min=1)
             loss = loss + self.cfg.tf_weight * nll
             value = value + self.cfg.tf_weight * nll.detach()
             metrics["tf_nll"] = nll.detach()
@@ -241,15 +312,15 @@ class GeneratorPlayer(nn.Module):
         return loss, metrics
 
     def _straight_through(self, batch: Batch, step: int, critic: nn.Module,
-                          rng: torch.Generator | None) -> tuple[Tensor, dict[str, Tensor]]:
+                          noise: RowNoise | None) -> tuple[Tensor, dict[str, Tensor]]:
         """The generator loss on Gumbel-softmax rollouts, differentiated through the relaxation."""
-        fake = self.rollout(batch, step, rng=rng)
+        fake = self.rollout(batch, step, rng=_fork(noise, "rollout"))
         logits = critic(fake.probs, fake.mask, batch.context)  # (B,)
         loss = generator_loss(logits, self.cfg.pi, self.cfg.generator_loss)
         return loss, {"generator_loss": loss.detach(), "d_fake": torch.sigmoid(logits.detach().float()).mean()}
 
     def _score_function(self, batch: Batch, step: int, critic: nn.Module,
-                        rng: torch.Generator | None) -> tuple[Tensor, dict[str, Tensor]]:
+                        noise: RowNoise | None) -> tuple[Tensor, dict[str, Tensor]]:
         """The REINFORCE or REBAR surrogate over K sampled rollouts per context (see
         `seqgen.objectives.estimators`)."""
         cfg, model = self.cfg, self.generator
@@ -260,7 +331,7 @@ class GeneratorPlayer(nn.Module):
         memory = model.encode(batch.context)
         if k > 1:
             memory = model.select_memory(memory, rows)
-        tokens, mask = self._sample(memory, n, length, rng)  # (N, T), decoded without gradient
+        tokens, mask = self._sample(memory, n, length, _fork(noise, "rollout"))  # (N, T), no gradient
         bos = torch.full_like(tokens[:, :1], model.vocab.bos_id)
         logits = model(torch.cat([bos, tokens[:, :-1]], 1), memory)  # (N, T, V), with gradient
         log_probs = logits.float().log_softmax(-1)
@@ -278,7 +349,7 @@ class GeneratorPlayer(nn.Module):
                 return sequence_generator_loss(critic(relaxed_tokens, mask, context), cfg.pi, cfg.generator_loss)
 
             f_z_tilde, control = estimators.rebar_control(log_probs, tokens, mask, score, self.tau(step),
-                                                           cfg.cv_weight, rng)
+                                                           cfg.cv_weight, _fork(noise, "rebar"))
             coefficient = f - cfg.cv_weight * f_z_tilde
             metrics["relaxed_gap"] = (f - f_z_tilde).abs().mean()
         advantage = coefficient - estimators.baseline(coefficient, cfg.baseline, k)
@@ -314,16 +385,20 @@ class GeneratorPlayer(nn.Module):
 
 
 class CriticPlayer(nn.Module):
-    """The critic's side: the π-weighted (or π-ratio) binary cross-entropy, optionally penalised.
+    """The critic's side: the π-weighted (or π-ratio) binary cross-entropy on real sequences and on the
+    generator's rollouts for the same contexts, optionally penalised.
 
     Args:
         critic: the critic to train.
+        sampler: the generator's player, which draws the rollouts (held, not owned: no gradient
+            reaches the generator from the critic's loss).
         cfg: the adversarial section.
     """
 
-    def __init__(self, critic: nn.Module, cfg: AdversarialConfig) -> None:
+    def __init__(self, critic: nn.Module, sampler: GeneratorPlayer, cfg: AdversarialConfig) -> None:
         super().__init__()
         self.critic = critic
+        self._sampler = (sampler,)  # a tuple, so that the generator is not registered as a submodule
         self.cfg = cfg
 
     def split(self, batch_size: int) -> tuple[int, int]:
@@ -333,19 +408,24 @@ class CriticPlayer(nn.Module):
             return split_sizes(batch_size, self.cfg.pi)
         return batch_size, batch_size
 
-    def forward(self, batch: Batch, fake: Rollout,
-                rng: torch.Generator | None = None) -> tuple[Tensor, dict[str, Tensor]]:
-        """The critic's loss on real `batch` and generator rollouts `fake`.
+    @torch.no_grad()
+    def fake(self, batch: Batch, step: int, noise: RowNoise | None = None) -> Rollout:
+        """Rollouts (no gradient) for the critic's fake side of `batch`: the first `split(B)[1]` contexts."""
+        return self._sampler[0].rollout(batch, step, self.split(len(batch))[1], _fork(noise, "rollout"))
+
+    def forward(self, batch: Batch, step: int, noise: RowNoise | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        """The critic's loss on real `batch` and the generator's rollouts for its contexts.
 
         Args:
             batch: B real examples; the first `split(B)[0]` are scored.
-            fake: rollouts (without gradient) for the first `split(B)[1]` contexts of `batch`.
-            rng: source of the gradient penalty's interpolation weights.
+            step: optimizer steps so far (the rollouts' temperature).
+            noise: the micro-batch's draws (rollouts, the gradient penalty's interpolation weights).
 
         Returns:
             The loss -V_π (+ the weighted gradient penalty) and detached metrics: loss (-V_π alone),
             acc_real, acc_fake, js_pi, js_pi_over_pi, js_pi_over_1mpi (and gradient_penalty).
         """
+        fake = self.fake(batch, step, noise)
         n_real, n_fake = self.split(len(batch))
         real_ids, real_mask = batch.targets[:n_real], batch.target_mask[:n_real]
         fake_mask = fake.mask
@@ -360,15 +440,16 @@ class CriticPlayer(nn.Module):
             probs = fake.one_hot(self.critic.embeddings[0].num_embeddings).detach()
             real = F.one_hot(real_ids[:m], probs.shape[-1]).to(probs.dtype) * real_mask[:m, :, None]
             penalty = gradient_penalty(self.critic, real, probs[:m], real_mask[:m] | fake_mask[:m],
-                                       _rows(batch.context, m), generator=rng)
+                                       _rows(batch.context, m), generator=_fork(noise, "penalty"))
             loss = loss + self.cfg.gradient_penalty * penalty
             metrics["gradient_penalty"] = penalty.detach()
         return loss, metrics
 
 
 class Adversarial(Objective):
-    """JS_π adversarial training: a container of the two players, which the loop updates in turn
-    (`critic_steps` critic updates, then one generator update). It has no forward of its own.
+    """JS_π adversarial training: two players, `critic_steps` critic updates (after
+    `critic_warmup_steps` at the start) then one generator update per optimizer step; with the
+    oracle critic, which is computed rather than learned, the generator's alone.
 
     Attributes:
         generator: the Generator (for evaluation and export).
@@ -377,13 +458,15 @@ class Adversarial(Objective):
         cfg: the adversarial section.
     """
 
-    def __init__(self, generator: Generator, cfg: AdversarialConfig, *, task: str, max_steps: int,
-                 label_smoothing: float = 0.0, toy: ToyDistribution | None = None) -> None:
-        super().__init__(generator)
-        check_adversarial(cfg)
+    def __init__(self, generator: Generator, cfg: AdversarialConfig | None = None,
+                 run: RunInfo | None = None) -> None:
+        cfg, run = cfg or AdversarialConfig(), run or RunInfo()
+        self.generator = generator
         self.cfg = cfg
-        self.generator_player = GeneratorPlayer(generator, cfg, max_steps, label_smoothing, reference=toy)
-        self.critic_player = CriticPlayer(build_critic_from(cfg, generator.vocab, task, toy), cfg)
+        toy = run.distribution if isinstance(run.distribution, ToyDistribution) else None
+        critic = build_critic_from(cfg, generator.vocab, run.task, toy)
+        self.generator_player = GeneratorPlayer(generator, critic, cfg, run.max_steps, reference=toy)
+        self.critic_player = CriticPlayer(critic, self.generator_player, cfg)
 
     @property
     def critic(self) -> nn.Module:
@@ -394,11 +477,22 @@ class Adversarial(Objective):
         """False for the oracle critic, which is computed, not learned: only the generator is updated."""
         return not isinstance(self.critic, OracleCritic)
 
+    def players(self) -> list[Player]:
+        generator = Player(self.generator_player)
+        if not self.trains_critic:
+            return [generator]
+        critic = Player(self.critic_player, "critic", lr=self.cfg.critic_lr, repeats=self.cfg.critic_steps,
+                        warmup=self.cfg.critic_warmup_steps)
+        return [critic, generator]
+
     def weight(self, batch: Batch) -> int:
         """Both losses are means over sequences."""
         return len(batch)
 
-    @torch.no_grad()
-    def fake_for_critic(self, batch: Batch, step: int, rng: torch.Generator | None = None) -> Rollout:
-        """Rollouts (no gradient) for the critic's fake side of `batch`."""
-        return self.generator_player.rollout(batch, step, self.critic_player.split(len(batch))[1], rng)
+    def exports(self) -> dict[str, nn.Module]:
+        return {"critic": self.critic} if self.trains_critic else {}
+
+
+def _fork(noise: RowNoise | None, name: str) -> RowNoise | None:
+    """`noise`'s stream for one consumer (None stays None: torch's default generator)."""
+    return None if noise is None else noise.fork(name)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from seqgen.errors import UserError
-from seqgen.metrics.exact import binary_entropy
+from seqgen.functional import binary_entropy, check_pi
 
 
 def split_sizes(total: int, pi: float) -> tuple[int, int]:
@@ -145,12 +145,6 @@ def critic_accuracy(real_logits: Tensor, fake_logits: Tensor) -> tuple[Tensor, T
         (acc_real, acc_fake): detached 0-d float tensors in [0, 1].
     """
     return (real_logits > 0).float().mean(), (fake_logits < 0).float().mean()
-
-
-def check_pi(pi: float) -> None:
-    """Raises UserError unless 0 < pi < 1."""
-    if not 0 < pi < 1:
-        raise UserError(f"the class prior pi must be in (0, 1), got {pi}")
 
 
 def _expect(values: Tensor, weights: Tensor | None) -> Tensor:

@@ -1,35 +1,92 @@
-"""The seam every training objective plugs into."""
+"""The seam between the training loop and every objective.
+
+An objective hands the loop its players; the loop prepares each player's module with its own
+optimizer and schedule, and in every optimizer step updates the players in order, each `repeats`
+times, each update over `train.gradient_accumulation_steps` global batches. Every player's module is
+called the same way,
+
+    loss, metrics = module(batch, step, noise)
+
+on this process's rows of one micro-batch (`Batch`), the number of optimizer steps taken so far, and
+the micro-batch's random draws (`seqgen.randomness.RowNoise`: a pure function of the seed, the step,
+the player, the update, the micro-batch and the row, so resumed and multi-process runs draw what one
+uninterrupted process would). `loss` is the mean over the batch's units (`Objective.weight`);
+`metrics` are detached 0-d tensors of the same units, logged under the player's namespace.
+
+After training, the loop writes `exports()` beside the model (the critic of an adversarial run, say).
+See docs/architecture.md for one batch's way from file to loss and docs/adding_an_objective.md for
+a worked example.
+"""
 
 from __future__ import annotations
 
-import torch
+from dataclasses import dataclass
+
 from torch import nn
 
 from seqgen.data.batch import Batch
+from seqgen.data.synthetic.oracle import OracleLSTM
+from seqgen.data.synthetic.toy import ToyDistribution
 from seqgen.models.base import Generator
 
 
-class Objective(nn.Module):
-    """Owns the generator it trains and turns a batch into a loss.
+@dataclass
+class Player:
+    """One module the loop updates with its own AdamW optimizer (train.betas and train.weight_decay).
 
-    `forward(batch, step)` returns `(loss, metrics)`: the loss averaged over the batch's units (target
-    tokens for token-level objectives) and a dict of per-batch averages of the same units to log, as detached 0-d tensors (the loop
-    reduces them only when it logs, so a step never waits on the device).
-    `weight(batch)` says how many units the batch holds, so that the training loop can weight
-    micro-batches and processes exactly as one large batch would (gradient accumulation and
-    multi-process training give the same gradient as the equivalent single batch).
-
-    Wrapping the generator inside the objective keeps each update inside one forward of the module
-    that Accelerate prepares (one DDP forward under multi-process training).
+    Attributes:
+        module: called as module(batch, step, noise) -> (loss, metrics); holds the parameters updated.
+        namespace: prefix of its logged metrics ("train" for the generator's loss).
+        lr: None: train.lr under train.lr_schedule and train.warmup_steps; a number: this rate, constant.
+        repeats: updates per optimizer step.
+        warmup: extra updates before the first optimizer step's (e.g. a critic's against the starting
+            generator).
     """
 
-    def __init__(self, generator: Generator) -> None:
-        super().__init__()
-        self.generator = generator
+    module: nn.Module
+    namespace: str = "train"
+    lr: float | None = None
+    repeats: int = 1
+    warmup: int = 0
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What an objective may know of the run it trains.
+
+    Attributes:
+        task: "lm", "translation" or "captioning".
+        max_steps: train.max_steps (for schedules over the whole run).
+        steps_per_epoch: optimizer steps per pass over the training data (for epoch-based schedules).
+        distribution: the data's distribution P when the data is synthetic (`TaskData.distribution`:
+            an enumerable `ToyDistribution`, or the oracle LSTM), else None.
+    """
+
+    task: str = "lm"
+    max_steps: int = 1
+    steps_per_epoch: float = 1.0
+    distribution: ToyDistribution | OracleLSTM | None = None
+
+
+class Objective:
+    """Trains `generator`: gives the loop its players, the units a batch's loss is averaged over, and
+    what to export beside the model.
+
+    Subclasses take (generator, cfg, run) with `cfg` their config class (a subclass of
+    `seqgen.config.ObjectiveConfig`) and `run` a `RunInfo`.
+    """
+
+    generator: Generator
+
+    def players(self) -> list[Player]:
+        """The players in update order."""
+        raise NotImplementedError
 
     def weight(self, batch: Batch) -> int:
-        """Units the loss of `batch` is averaged over (default: target tokens, EOS included)."""
+        """Units the loss of `batch` is averaged over (default: target tokens, EOS included), so that the
+        loop weights micro-batches and processes exactly as one large batch would."""
         return batch.num_target_tokens
 
-    def forward(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        raise NotImplementedError
+    def exports(self) -> dict[str, nn.Module]:
+        """Modules trained beside the generator, written as NAME.safetensors next to the model."""
+        return {}

@@ -27,12 +27,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from seqgen.models.base import Generator
+from seqgen.randomness import Source, uniform
 from seqgen.sampling import categorical
 
 
 @torch.no_grad()
 def sample_rollout(model: Generator, memory: Any, batch_size: int, max_len: int,
-                   generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+                   generator: Source = None) -> tuple[Tensor, Tensor]:
     """Ancestral samples of the model, decoded on its cache from BOS, without gradient.
 
     Args:
@@ -40,7 +41,7 @@ def sample_rollout(model: Generator, memory: Any, batch_size: int, max_len: int,
         memory: `model.encode(context)` for the B rows (None for a language model).
         batch_size: B.
         max_len: positions decoded, EOS included; a row without EOS by then is cut there.
-        generator: the only source of randomness; None uses torch's default.
+        generator: the only source of randomness (`seqgen.randomness.Source`), one call per position.
 
     Returns:
         tokens (B, T) long, PAD after the first EOS, and mask (B, T) bool, True up to and including
@@ -133,7 +134,7 @@ def conditional_gumbel(log_probs: Tensor, ids: Tensor, uniforms: Tensor) -> Tens
 
 
 def rebar_control(log_probs: Tensor, ids: Tensor, mask: Tensor, score: Callable[[Tensor], Tensor], tau: float,
-                  weight: float, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+                  weight: float, generator: Source = None) -> tuple[Tensor, Tensor]:
     """The Gumbel-softmax control variate of REBAR for sampled `ids`.
 
     With z = log θ + g the perturbed log-probabilities that produced the ids (g drawn given the ids and
@@ -170,9 +171,9 @@ def relaxed(z: Tensor, tau: float, mask: Tensor) -> Tensor:
     return (z / tau).softmax(-1) * mask[..., None]
 
 
-def uniform_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
+def uniform_like(x: Tensor, generator: Source) -> Tensor:
     """Uniform(0, 1) noise of x's shape and device, from `generator`."""
-    return torch.rand(x.shape, device=x.device, generator=generator)
+    return uniform(tuple(x.shape), x.device, generator)
 
 
 def pad_columns(x: Tensor, length: int, value: float | int | bool) -> Tensor:

@@ -1,4 +1,4 @@
-"""Scheduled sampling (Bengio et al. 2015; SCIENCE.md section 2): the input at each position is the gold
+"""Scheduled sampling (Bengio et al. 2015; docs/theory/objectives.md#scheduled-sampling): the input at each position is the gold
 previous token with probability ε, else a token made from the model's own prediction; the target stays
 gold. An improper objective: even a perfect model class does not recover P unless ε = 1.
 
@@ -13,66 +13,122 @@ Two ways to make the model tokens:
   scheme of Mihaylova & Martins (2019); the model inputs may then also be probability vectors
   (`feed: softmax | gumbel`), fed through the embedding matrix.
 
-The coins and samples come from torch's global RNG, which the training loop seeds and its
-checkpoints restore, so a resumed run draws what the uninterrupted one would have. No gradient flows
+The coins and samples come from the micro-batch's `RowNoise` (`seqgen.randomness`), so a resumed run
+draws what the uninterrupted one would have and N processes draw what one does. No gradient flows
 through a coin or a model token: they are made from detached logits.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from seqgen.config import ScheduledSamplingConfig
+from seqgen.config import ObjectiveConfig
 from seqgen.data.batch import Batch
 from seqgen.errors import UserError
+from seqgen.functional import token_nll
+from seqgen.gumbel import gumbel_softmax
 from seqgen.models.base import Generator
-from seqgen.objectives.base import Objective
-from seqgen.objectives.teacher_forcing import token_nll
+from seqgen.objectives.base import Objective, Player, RunInfo
+from seqgen.objectives.teacher_forcing import check_label_smoothing
+from seqgen.randomness import RowNoise, Source, uniform
 from seqgen.sampling import categorical
-from seqgen.schedules import check_epsilon_schedule, epsilon
+from seqgen.schedules import epsilon
 
 SOFT_FEEDS = ("softmax", "gumbel")
 
 
-def check_scheduled_sampling(cfg: ScheduledSamplingConfig) -> None:
-    """Raise UserError naming the first inconsistent setting of a scheduled-sampling section."""
-    check_epsilon_schedule(cfg)
-    key = "objective.scheduled_sampling"
-    if cfg.mode == "sequential" and cfg.feed in SOFT_FEEDS:
-        raise UserError(f"{key}.feed={cfg.feed} needs {key}.mode=parallel (sequential mode feeds tokens: "
-                        "sample or argmax)")
-    if cfg.mode == "parallel" and cfg.passes < 1:
-        raise UserError(f"{key}.passes must be >= 1, got {cfg.passes}")
-    if cfg.feed == "gumbel" and cfg.gumbel_temperature <= 0:
-        raise UserError(f"{key}.gumbel_temperature must be positive, got {cfg.gumbel_temperature}")
+@dataclass
+class ScheduledSamplingConfig(ObjectiveConfig):
+    """Scheduled sampling (Bengio et al. 2015): each input is the gold previous token with probability
+    ε, else a token made from the model's own prediction at the previous position."""
+
+    name: Literal["scheduled_sampling"] = "scheduled_sampling"
+    """Which objective trains the generator."""
+    schedule: Literal["constant", "linear", "exponential", "inverse_sigmoid"] = "constant"
+    """How ε decays over training units i: constant ε_i = epsilon; linear ε_i = max(epsilon_min,
+    k - c·i); exponential ε_i = k^i (k < 1); inverse_sigmoid ε_i = k / (k + exp(i / k)) (k ≥ 1)."""
+    epsilon: float = 0.5
+    """Constant schedule: the probability of feeding the gold token."""
+    k: float = 1.0
+    """Linear: ε at i = 0. Exponential: the decay base (< 1). Inverse sigmoid: the steepness (≥ 1)."""
+    c: float = 1e-3
+    """Linear: the decrease of ε per unit."""
+    epsilon_min: float = 0.0
+    """Linear: the floor of ε."""
+    unit: Literal["step", "epoch"] = "step"
+    """What i counts: optimizer steps, or epochs (steps · accumulated batches / batches per epoch)."""
+    mode: Literal["sequential", "parallel"] = "sequential"
+    """`sequential`: exact, the inputs made one position at a time on the decoder's cache, then the
+    loss in one pass over them. `parallel`: `passes` teacher-forced-style passes without gradient,
+    each mixing model tokens into the inputs, and the loss on one more pass (Duckworth et al. 2019;
+    passes = 1 is the two-pass scheme)."""
+    passes: int = 1
+    """Parallel mode: mixing passes before the loss pass."""
+    feed: Literal["sample", "argmax", "softmax", "gumbel"] = "sample"
+    """What replaces a gold input: a token sampled from the prediction, its argmax, or (parallel mode
+    only) the embedding mixture weighted by the softmax or by a Gumbel-softmax sample."""
+    tau: float = 1.0
+    """`feed: gumbel`: the Gumbel-softmax temperature τ."""
+    use_cache: bool = True
+    """Sequential mode: step on the decoder's cache (False re-runs the whole prefix at each position:
+    same result, quadratic cost; kept as the reference)."""
+    label_smoothing: float = 0.0
+    """Mass of the cross-entropy's target spread uniformly over the vocabulary."""
+
+    def __post_init__(self) -> None:
+        if self.schedule == "constant" and not 0.0 <= self.epsilon <= 1.0:
+            raise UserError(f"objective.epsilon must be in [0, 1], got {self.epsilon}")
+        if self.schedule == "linear":
+            if self.c < 0:
+                raise UserError(f"objective.c must be >= 0 (the decrease of ε per unit), got {self.c}")
+            if not 0.0 <= self.epsilon_min <= 1.0:
+                raise UserError(f"objective.epsilon_min must be in [0, 1], got {self.epsilon_min}")
+        if self.schedule == "exponential" and not 0.0 < self.k <= 1.0:
+            raise UserError(f"objective.k must be in (0, 1] for the exponential schedule ε = k^i, got {self.k}")
+        if self.schedule == "inverse_sigmoid" and not self.k >= 1.0:
+            raise UserError(f"objective.k must be >= 1 for the inverse sigmoid schedule ε = k / (k + exp(i / k)), "
+                            f"got {self.k}")
+        if self.mode == "sequential" and self.feed in SOFT_FEEDS:
+            raise UserError(f"objective.feed={self.feed} needs objective.mode=parallel (sequential mode feeds "
+                            "tokens: sample or argmax)")
+        if self.passes < 1:
+            raise UserError(f"objective.passes must be >= 1, got {self.passes}")
+        if not self.tau > 0:
+            raise UserError(f"objective.tau must be positive, got {self.tau}")
+        check_label_smoothing(self.label_smoothing)
 
 
-class ScheduledSampling(Objective):
+class ScheduledSampling(nn.Module, Objective):
     """Token-mean cross-entropy on the gold targets, with model tokens mixed into the inputs.
+
+    One player: this module. Its coins and model tokens come from the micro-batch's `RowNoise`, so a
+    resumed or multi-process run draws what one uninterrupted process would.
 
     Args:
         generator: the model to train.
-        cfg: schedule, mode and feed (see `ScheduledSamplingConfig`).
-        label_smoothing: of the cross-entropy, as in teacher forcing.
-        steps_per_epoch: optimizer steps per pass over the training data (for `unit: epoch`).
-
-    Raises:
-        UserError: an inconsistent `cfg` (see `check_scheduled_sampling`).
+        cfg: schedule, mode and feed.
+        run: the run (steps_per_epoch, for `unit: epoch`).
     """
 
-    def __init__(self, generator: Generator, cfg: ScheduledSamplingConfig, label_smoothing: float = 0.0,
-                 steps_per_epoch: float = 1.0) -> None:
-        super().__init__(generator)
-        check_scheduled_sampling(cfg)
-        self.cfg = cfg
-        self.label_smoothing = label_smoothing
-        self.steps_per_epoch = steps_per_epoch
+    def __init__(self, generator: Generator, cfg: ScheduledSamplingConfig | None = None,
+                 run: RunInfo | None = None) -> None:
+        super().__init__()
+        self.generator = generator
+        self.cfg = cfg or ScheduledSamplingConfig()
+        self.steps_per_epoch = (run or RunInfo()).steps_per_epoch
 
-    def forward(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Loss and metrics of `batch` at training step `step`.
+    def players(self) -> list[Player]:
+        return [Player(self)]
+
+    def forward(self, batch: Batch, step: int,
+                noise: RowNoise | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss and metrics of `batch` at training step `step`, its draws from `noise` (None: torch's
+        default generator).
 
         Returns:
             The loss (mean over target tokens) and detached 0-d metrics: loss, epsilon,
@@ -87,32 +143,33 @@ class ScheduledSampling(Objective):
         mixable[:, 0] = False
         # One coin per position, drawn for the whole (B, T) grid so that the draws do not depend on
         # the padding: True where the model's token is fed.
-        use_model = mixable & ~(torch.rand(mask.shape, device=mask.device) < eps)
+        coins, made = (None, None) if noise is None else (noise.fork("coins"), noise.fork("tokens"))
+        use_model = mixable & ~(uniform(tuple(mask.shape), mask.device, coins) < eps)
 
         memory = self.generator.encode(batch.context)
         if self.cfg.mode == "parallel":
-            logits = self._parallel(batch.inputs, use_model, memory)
+            logits = self._parallel(batch.inputs, use_model, memory, made)
         elif self.cfg.use_cache:
-            logits = self._sequential_cached(batch.inputs, use_model, memory)
+            logits = self._sequential_cached(batch.inputs, use_model, memory, made)
         else:
-            logits = self._sequential_uncached(batch.inputs, use_model, memory)
+            logits = self._sequential_uncached(batch.inputs, use_model, memory, made)
 
         tokens = mask.sum().clamp(min=1)
-        loss = token_nll(logits, batch.targets, mask, self.label_smoothing).sum() / tokens
+        loss = token_nll(logits, batch.targets, mask, self.cfg.label_smoothing).sum() / tokens
         metrics = {
             "loss": loss.detach(),
             "epsilon": torch.tensor(eps, device=loss.device),
             "model_input_fraction": (use_model.sum() / mixable.sum().clamp(min=1)).float(),
         }
-        if self.label_smoothing:
+        if self.cfg.label_smoothing:
             metrics["nll"] = token_nll(logits.detach(), batch.targets, mask).sum() / tokens
         return loss, metrics
 
     # -----------------------------------------------------------------------------------------------
 
-    def _token(self, logits: torch.Tensor) -> torch.Tensor:
-        """Ids (...,) made from detached logits (..., V): a sample or the argmax."""
-        return logits.argmax(-1) if self.cfg.feed == "argmax" else categorical(logits)
+    def _token(self, logits: torch.Tensor, noise: Source) -> torch.Tensor:
+        """Ids (B, ...) made from detached logits (B, ..., V): a sample or the argmax."""
+        return logits.argmax(-1) if self.cfg.feed == "argmax" else categorical(logits, noise)
 
     # Sequential mode makes the mixed inputs first, without gradient, then computes the loss in one
     # teacher-forced pass over them. The inputs depend only on detached quantities and a causal decoder's
@@ -121,28 +178,31 @@ class ScheduledSampling(Objective):
     # is drawn under a dropout mask independent of the loss pass's) at the cost of one inference pass and
     # one teacher-forcing step, instead of T small steps forward and backward.
 
-    def _sequential_cached(self, inputs: torch.Tensor, use_model: torch.Tensor, memory: Any) -> torch.Tensor:
+    def _sequential_cached(self, inputs: torch.Tensor, use_model: torch.Tensor, memory: Any,
+                           noise: Source) -> torch.Tensor:
         """(B, T) gold inputs -> (B, T, V) logits; the mixing takes one `step` per position on the
         decoder's cache."""
         with torch.no_grad():
             state, x, fed = None, inputs[:, 0], [inputs[:, 0]]
             for t in range(inputs.shape[1] - 1):
                 out, state = self.generator.step(x, memory, state)  # (B, V)
-                x = torch.where(use_model[:, t + 1], self._token(out), inputs[:, t + 1])
+                x = torch.where(use_model[:, t + 1], self._token(out, noise), inputs[:, t + 1])
                 fed.append(x)
         return self.generator(torch.stack(fed, 1), memory)
 
-    def _sequential_uncached(self, inputs: torch.Tensor, use_model: torch.Tensor, memory: Any) -> torch.Tensor:
+    def _sequential_uncached(self, inputs: torch.Tensor, use_model: torch.Tensor, memory: Any,
+                             noise: Source) -> torch.Tensor:
         """As `_sequential_cached`, re-running the whole mixed prefix at every position (the reference)."""
         with torch.no_grad():
             fed = inputs[:, :1]
             for t in range(inputs.shape[1] - 1):
                 out = self.generator(fed, memory)[:, -1]  # (B, V)
-                x = torch.where(use_model[:, t + 1], self._token(out), inputs[:, t + 1])
+                x = torch.where(use_model[:, t + 1], self._token(out, noise), inputs[:, t + 1])
                 fed = torch.cat([fed, x[:, None]], 1)
         return self.generator(fed, memory)
 
-    def _parallel(self, inputs: torch.Tensor, use_model: torch.Tensor, memory: Any) -> torch.Tensor:
+    def _parallel(self, inputs: torch.Tensor, use_model: torch.Tensor, memory: Any,
+                  noise: Source) -> torch.Tensor:
         """(B, T) gold inputs -> (B, T, V) logits of the loss pass after `passes` mixing passes.
 
         The same coins serve every pass, so each pass refines the model tokens at the same positions
@@ -155,14 +215,14 @@ class ScheduledSampling(Objective):
         with torch.no_grad():
             for _ in range(self.cfg.passes):
                 # The prediction at t is the model's input at t + 1.
-                predicted = self._feed(self.generator(mixed, memory)[:, :-1])
+                predicted = self._feed(self.generator(mixed, memory)[:, :-1], noise)
                 mixed = torch.cat([gold[:, :1], torch.where(where, predicted, gold[:, 1:])], 1)
         return self.generator(mixed, memory)
 
-    def _feed(self, logits: torch.Tensor) -> torch.Tensor:
+    def _feed(self, logits: torch.Tensor, noise: Source) -> torch.Tensor:
         """What replaces a gold input, from logits (B, T, V): ids (B, T) or probabilities (B, T, V)."""
         if self.cfg.feed == "softmax":
             return logits.float().softmax(-1)
         if self.cfg.feed == "gumbel":
-            return F.gumbel_softmax(logits.float(), tau=self.cfg.gumbel_temperature, hard=False)
-        return self._token(logits)
+            return gumbel_softmax(logits, tau=self.cfg.tau, generator=noise)[0]
+        return self._token(logits, noise)

@@ -1,0 +1,124 @@
+"""A run folder: what it holds, and the checks and writes that keep it whole.
+
+    recipe.yaml, tokenizer.json   written when the run starts
+    checkpoints/                  resumable training state (`seqgen.checkpoints`)
+    logs/metrics.jsonl            the logged metrics
+    model/, best/                 the exported final and best generators (save_pretrained style), with
+                                  what the objective trained beside it (NAME.safetensors)
+    metrics.json                  the final evaluation
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+import yaml
+from accelerate import Accelerator
+from safetensors.torch import save_file
+from transformers import PreTrainedTokenizerFast
+
+from seqgen.checkpoints import Checkpoints
+from seqgen.config import RunConfig, from_dict, load_yaml, save_config, to_dict
+from seqgen.data import load_tokenizer, save_tokenizer
+from seqgen.errors import UserError
+from seqgen.models import MODEL_INFO, Generator, read_model_info, save_generator
+
+RECIPE_FILE = "recipe.yaml"
+# Sections of a recipe that must not change when a run is resumed: they define the weights' meaning.
+FROZEN_ON_RESUME = ("task", "tokenizer", "model")
+
+
+def check_output_dir(cfg: RunConfig, out: Path, resume: bool, overwrite: bool) -> PreTrainedTokenizerFast | None:
+    """Check the run folder against `resume`/`overwrite`, changing nothing; return the resumed run's
+    tokenizer (None for a new run)."""
+    if resume and overwrite:
+        raise UserError("choose one of --resume and --overwrite")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output_dir {out} is a file, not a folder")
+    if resume:
+        if Checkpoints(out, 1).latest() is None:
+            raise UserError(f"nothing to resume in {out}: no complete checkpoint")
+        check_same_run(cfg, out / RECIPE_FILE)
+        tokenizer, _ = load_tokenizer(out / "tokenizer.json")
+        return tokenizer
+    held = (out / RECIPE_FILE).exists() or (out / "checkpoints").exists()
+    if held and not overwrite:
+        raise UserError(f"output directory {out} already holds a run; pass --resume to continue it or "
+                        f"--overwrite to replace it (or set output_dir=...)")
+    return None
+
+
+def start_output_dir(cfg: RunConfig, out: Path, tokenizer: PreTrainedTokenizerFast, accelerator: Accelerator) -> None:
+    """Start a new run in `out`: remove an earlier run's files (what --overwrite replaces), then write
+    recipe.yaml and tokenizer.json."""
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        for name in ("checkpoints", "model", "best", "logs"):
+            shutil.rmtree(out / name, ignore_errors=True)
+        for name in (RECIPE_FILE, "tokenizer.json", "metrics.json"):
+            (out / name).unlink(missing_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / RECIPE_FILE)
+        save_tokenizer(tokenizer, out)
+    accelerator.wait_for_everyone()
+
+
+def check_same_run(cfg: RunConfig, recipe: Path) -> None:
+    """A resumed run must keep the task, tokenizer and model it was started with."""
+    try:
+        saved = from_dict(RunConfig, load_yaml(recipe.read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError) as e:
+        raise UserError(f"cannot read the run's recipe {recipe}: {e}") from None
+    old, new = to_dict(saved), to_dict(cfg)
+    for section in FROZEN_ON_RESUME:
+        diff = first_difference(old[section], new[section], section)
+        if diff:
+            raise UserError(f"cannot resume: {diff} differs from the run in {recipe.parent} "
+                            f"(start a new run with another output_dir, or --overwrite)")
+
+
+def first_difference(old, new, key: str) -> str | None:
+    """The first key (dotted, from `key`) whose value differs between two nested dicts, shown as
+    `key (old -> new)`; None when they are equal."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for k in old.keys() | new.keys():
+            diff = first_difference(old.get(k), new.get(k), f"{key}.{k}")
+            if diff:
+                return diff
+        return None
+    return None if old == new else f"{key} ({old!r} -> {new!r})"
+
+
+def init_source(path: str, cfg: RunConfig) -> Path:
+    """The exported model folder that train.init_from names (itself, or a run folder's model/),
+    checked against the recipe's task and model."""
+    root = Path(path)
+    directory = root / "model" if (root / "model" / MODEL_INFO).is_file() else root
+    if not (directory / MODEL_INFO).is_file():
+        raise UserError(f"train.init_from {path} is neither an exported model folder nor a run folder "
+                        f"with a model/ (no {MODEL_INFO})")
+    model, _, task, _ = read_model_info(directory)
+    if task != cfg.task:
+        raise UserError(f"train.init_from {path} is a {task} model, but the recipe's task is {cfg.task}")
+    diff = first_difference(to_dict(model), to_dict(cfg.model), "model")
+    if diff:
+        raise UserError(f"train.init_from {path} was trained with another model: {diff}")
+    return directory
+
+
+def export(generator: Generator, tokenizer: PreTrainedTokenizerFast, cfg: RunConfig, directory: Path,
+           extras: dict[str, torch.nn.Module] | None = None) -> None:
+    """Write the generator in `save_pretrained` style, and each of `extras` as NAME.safetensors beside
+    it, replacing `directory` only once complete."""
+    tmp = directory.with_name(f".tmp-{directory.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_generator(generator, tmp, cfg.model, cfg.task, cfg.data.image_size)
+    save_tokenizer(tokenizer, tmp)
+    for name, module in (extras or {}).items():
+        save_file({k: v.detach().contiguous().clone() for k, v in module.state_dict().items()},
+                  str(tmp / f"{name}.safetensors"))
+    shutil.rmtree(directory, ignore_errors=True)
+    tmp.rename(directory)
+
