@@ -63,6 +63,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import types
 from collections.abc import Callable
 
 import torch
@@ -79,17 +80,17 @@ from common import (
     write_json,
 )
 
-from seqgen.config import AdversarialConfig
 from seqgen.data.batch import Batch, Vocab
 from seqgen.gumbel import Rollout, gumbel_rollout
 from seqgen.models import Generator, build_generator
-from seqgen.objectives import Adversarial, TeacherForcing
+from seqgen.models.critics import CriticConfig
+from seqgen.objectives import Adversarial, AdversarialConfig, RunInfo, TeacherForcing
 from seqgen.objectives.adversarial import GeneratorPlayer, pad_rollout
 
 MAX_STEPS = 3000  # N of the temperature schedule (the recipes' train.max_steps)
-CRITIC = AdversarialConfig(pi=0.5, critic="cnn", critic_embedding_dim=64, critic_hidden_dim=64,
-                           critic_lr=1e-4, critic_steps=1, generator_loss="minimax", temperature="exponential",
-                           beta_max=100.0, estimator="straight_through", hard=True, feed="hard")
+CRITIC = AdversarialConfig(pi=0.5, critic=CriticConfig(kind="cnn", embedding_dim=64, hidden_dim=64),
+                           critic_lr=1e-4, critic_steps=1, generator_loss="minimax", tau_schedule="exponential",
+                           beta_max=100.0, estimator="straight_through", hard=True, feed="sample")
 """The recipes' adversarial section with straight-through rollouts (no longer the config's default)."""
 REINFORCE = dataclasses.replace(CRITIC, estimator="reinforce", baseline="batch", rollouts_per_context=1)
 REBAR = dataclasses.replace(REINFORCE, estimator="rebar", cv_weight=1.0)
@@ -127,16 +128,14 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-class UncachedRollouts(GeneratorPlayer):
-    """The generator player with its language-model rollouts on `gumbel_rollout`'s cache-free path."""
-
-    def rollout(self, batch: Batch, step: int, count: int | None = None,
-                rng: torch.Generator | None = None) -> Rollout:
-        count = len(batch) if count is None else count
-        length = batch.targets.shape[1]
-        fake = gumbel_rollout(self.generator, num_sequences=count, max_len=length, tau=self.tau(step),
-                              hard=self.cfg.hard, feed=self.cfg.feed, generator=rng, use_cache=False)
-        return pad_rollout(fake, length, self.generator.vocab.pad_id)
+def uncached_rollout(player: GeneratorPlayer, batch: Batch, step: int, count: int | None = None,
+                     rng: torch.Generator | None = None) -> Rollout:
+    """`GeneratorPlayer.rollout` for a language model on `gumbel_rollout`'s cache-free path."""
+    count = len(batch) if count is None else count
+    length = batch.targets.shape[1]
+    fake = gumbel_rollout(player.generator, num_sequences=count, max_len=length, tau=player.tau(step),
+                          hard=player.cfg.hard, feed=player.cfg.feed, generator=rng, use_cache=False)
+    return pad_rollout(fake, length, player.generator.vocab.pad_id)
 
 
 def clip(module: torch.nn.Module, args: argparse.Namespace) -> None:
@@ -173,10 +172,11 @@ def adversarial_step(generator: Generator, cfg: AdversarialConfig, cached: bool,
     """A function that takes one adversarial iteration (critic update, then generator update) and
     returns [critic seconds, generator seconds] and the generator loss's value."""
     torch.manual_seed(args.seed)  # the same critic weights for every adversarial variant
-    objective = Adversarial(generator, cfg, task="lm", max_steps=MAX_STEPS)
-    if not cached:
-        objective.generator_player = UncachedRollouts(generator, cfg, MAX_STEPS)
-    objective.train()
+    objective = Adversarial(generator, cfg, RunInfo(task="lm", max_steps=MAX_STEPS))
+    if not cached:  # the critic's fake side draws through the same player
+        objective.generator_player.rollout = types.MethodType(uncached_rollout, objective.generator_player)
+    objective.generator_player.train()
+    objective.critic_player.train()
     gen_opt = torch.optim.AdamW(objective.generator_player.parameters(), lr=args.lr, weight_decay=0.0)
     critic_opt = torch.optim.AdamW(objective.critic_player.parameters(), lr=cfg.critic_lr, weight_decay=0.0)
 
@@ -189,8 +189,7 @@ def adversarial_step(generator: Generator, cfg: AdversarialConfig, cached: bool,
         def critic_update() -> None:
             noise = rng(i, 0)
             with autocast(device, args.mixed_precision):
-                fake = objective.fake_for_critic(batch, i, noise)
-                loss, _ = objective.critic_player(batch, fake, noise)
+                loss, _ = objective.critic_player(batch, i, noise)
             loss.backward()
             clip(objective.critic_player, args)
             critic_opt.step()
@@ -198,7 +197,7 @@ def adversarial_step(generator: Generator, cfg: AdversarialConfig, cached: bool,
 
         def generator_update() -> None:
             with autocast(device, args.mixed_precision):
-                loss, metrics = objective.generator_player(batch, i, objective.critic, rng(i, 1))
+                loss, metrics = objective.generator_player(batch, i, rng(i, 1))
             loss.backward()
             clip(objective.generator_player, args)
             gen_opt.step()

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from common import add_device_args, machine, print_table, setup, timed, write_json
 
-from seqgen.config import ModelConfig
+from seqgen.models.configs import RNNConfig
 from seqgen.data.batch import Vocab
 from seqgen.data.synthetic.oracle import OracleLSTM
 from seqgen.metrics.oracle import sample_fixed_length, sequence_log_probs
@@ -52,7 +52,7 @@ def main() -> None:
     oracle = oracle.to(device)
     V, T, n = oracle.vocab_size, oracle.length, args.sentences
     vocab = Vocab(size=V + 4, pad_id=0, bos_id=1, eos_id=2, unk_id=3)
-    model = build_generator(ModelConfig(family="rnn", embedding_dim=32, hidden_dim=32), vocab, "lm").to(device)
+    model = build_generator(RNNConfig(embedding_dim=32, hidden_dim=32), vocab, "lm").to(device)
     model.eval()
 
     parts: dict[str, list[float]] = {k: [] for k in ("model sampling", "oracle scoring", "oracle sampling",

@@ -35,7 +35,8 @@ from common import (
     write_json,
 )
 
-from seqgen.config import DecodeConfig, ModelConfig
+from seqgen.config import DecodeConfig
+from seqgen.models.configs import TransformerConfig
 from seqgen.data.batch import Vocab
 from seqgen.models.hf import build_transformer
 from seqgen.sampling import generate
@@ -67,7 +68,7 @@ def main() -> None:
     device = setup(args)
     torch.manual_seed(args.seed)
     vocab = Vocab(size=args.vocab + SPECIALS, pad_id=0, bos_id=1, eos_id=2, unk_id=3)
-    cfg = ModelConfig(family="transformer", arch="gpt2", num_hidden_layers=args.layers,
+    cfg = TransformerConfig(arch="gpt2", num_hidden_layers=args.layers,
                       hidden_size=args.width, num_attention_heads=args.heads,
                       max_positions=args.new_tokens + 1)
     generator = build_transformer(vocab, cfg, "lm").to(device).eval()

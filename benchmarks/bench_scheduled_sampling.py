@@ -48,10 +48,10 @@ from common import (
     write_json,
 )
 
-from seqgen.config import ModelConfig, ScheduledSamplingConfig
+from seqgen.models.configs import RNNConfig, TransformerConfig
 from seqgen.data.batch import Batch, Vocab
 from seqgen.models import Generator, build_generator
-from seqgen.objectives import Objective, ScheduledSampling, TeacherForcing
+from seqgen.objectives import Objective, ScheduledSampling, ScheduledSamplingConfig, TeacherForcing
 
 EPSILON = 0.5
 SPECIALS = 4  # PAD, BOS, EOS, UNK come before a fixed vocabulary's symbols (seqgen/data/tokenizer.py)
@@ -99,13 +99,13 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def model_config(family: str, args: argparse.Namespace) -> ModelConfig:
+def model_config(family: str, args: argparse.Namespace) -> RNNConfig | TransformerConfig:
     """bench_train.py's models: GPT-2 (dropout 0, seqgen's default) and a tied 1-layer LSTM."""
     if family == "gpt2":
-        return ModelConfig(family="transformer", arch="gpt2", num_hidden_layers=args.layers,
+        return TransformerConfig(arch="gpt2", num_hidden_layers=args.layers,
                            hidden_size=args.width, num_attention_heads=args.heads,
                            max_positions=max(args.lengths))
-    return ModelConfig(family="rnn", cell="lstm", embedding_dim=args.rnn_dim, hidden_dim=args.rnn_dim,
+    return RNNConfig(cell="lstm", embedding_dim=args.rnn_dim, hidden_dim=args.rnn_dim,
                        num_layers=1, dropout=0.0, tie_embeddings=True)
 
 

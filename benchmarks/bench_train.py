@@ -60,7 +60,8 @@ from common import (
 from torch import nn
 from transformers import GPT2LMHeadModel
 
-from seqgen.config import ModelConfig, RunConfig, TrainConfig
+from seqgen.config import RunConfig, TrainConfig
+from seqgen.models.configs import RNNConfig, TransformerConfig
 from seqgen.data import Vocab, load_data
 from seqgen.models import build_generator
 from seqgen.tracking import read_log
@@ -109,10 +110,10 @@ def recipe(family: str, args: argparse.Namespace, output_dir: Path) -> RunConfig
     syn.num_train, syn.num_validation, syn.num_test = steps * args.batch_size, args.batch_size, 0
     syn.vocab_size, syn.length = args.vocab, SEQ - 1
     if family == "gpt2":
-        cfg.model = ModelConfig(family="transformer", arch="gpt2", num_hidden_layers=args.layers,
+        cfg.model = TransformerConfig(arch="gpt2", num_hidden_layers=args.layers,
                                 hidden_size=args.width, num_attention_heads=args.heads, max_positions=SEQ)
     else:
-        cfg.model = ModelConfig(family="rnn", cell="lstm", embedding_dim=args.rnn_dim,
+        cfg.model = RNNConfig(cell="lstm", embedding_dim=args.rnn_dim,
                                 hidden_dim=args.rnn_dim, num_layers=1, dropout=0.0, tie_embeddings=True)
     tc = cfg.train
     tc.max_steps, tc.lr, tc.max_grad_norm = steps, args.lr, 1.0

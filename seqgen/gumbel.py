@@ -3,9 +3,9 @@
 With logits o and g ~ Gumbel(0, 1), argmax(o + g) is an exact sample of softmax(o), and
 ŷ = softmax((o + g) / τ) is a point on the simplex close to its one-hot vector for small τ. The
 straight-through sample y - sg(ŷ) + ŷ is that one-hot vector in the forward pass and carries ŷ's
-gradient (SCIENCE.md section 3). A rollout decodes a batch on the generator's incremental cache and
-keeps every position's relaxed token, so a critic reading the (B, T, V) tensor through its embedding
-matrix sends gradient back to every generator step.
+gradient (docs/theory/objectives.md#straight-through-gumbel-softmax). A rollout decodes a batch on
+the generator's incremental cache and keeps every position's relaxed token, so a critic reading the
+(B, T, V) tensor through its embedding matrix sends gradient back to every generator step.
 """
 
 from __future__ import annotations

@@ -68,6 +68,12 @@ def uniform(shape: tuple[int, ...], device: torch.device | str,
     return torch.rand(shape, device=device, generator=source)
 
 
+def fork(source: Source, name: str) -> Source:
+    """`source`'s own stream for one consumer when it is a `RowNoise`; a torch generator (or None) is
+    shared as it is."""
+    return source.fork(name) if isinstance(source, RowNoise) else source
+
+
 def noise_key(seed: int, step: int, player: str, update: int, micro_batch: int) -> str:
     """The name of one micro-batch's stream (see `RowNoise`)."""
     return f"{seed}/{step}/{player}/{update}/{micro_batch}"

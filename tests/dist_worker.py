@@ -1,6 +1,10 @@
-"""Launched by tests/test_distributed.py under `accelerate launch`: trains a recipe and writes each
-process's final weights (an adversarial run's critic too, as `critic.*`), so the test can compare the
-processes with each other and with one process."""
+"""Launched by tests/test_distributed.py under `accelerate launch` (or alone, as one process): trains a
+recipe and writes each process's final weights (every module the objective exports, e.g. an
+adversarial run's critic, too, as `NAME.*`), so the test can compare the processes with each other and
+with one process.
+
+The objective is caught through the one seam the loop uses, `seqgen.objectives.OBJECTIVES`: each entry's
+class is wrapped so that the instance the loop builds is kept."""
 
 import os
 import sys
@@ -8,20 +12,28 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
-import seqgen.train
+import seqgen.objectives
 from seqgen.config import load_config
+from seqgen.train import train
+
+
+def keep_objectives(built: list) -> None:
+    """Wrap every registered objective class so that the instances built are appended to `built`."""
+    for name, (cls, config) in list(seqgen.objectives.OBJECTIVES.items()):
+        def make(*args, _cls=cls, **kw):
+            built.append(_cls(*args, **kw))
+            return built[-1]
+
+        seqgen.objectives.OBJECTIVES[name] = (make, config)
+
 
 if __name__ == "__main__":
     recipe, out, *overrides = sys.argv[1:]
-    built = []
-
-    def keep(*args, **kw):
-        built.append(build(*args, **kw))
-        return built[-1]
-
-    build, seqgen.train.build_objective = seqgen.train.build_objective, keep
-    generator, _ = seqgen.train.train(load_config(recipe, [f"output_dir={out}", *overrides]), overwrite=True)
+    built: list = []
+    keep_objectives(built)
+    generator, _ = train(load_config(recipe, [f"output_dir={out}", *overrides]), overwrite=True)
+    assert len(built) == 1, f"expected one objective built, got {len(built)}"
     state = {k: v.detach().clone() for k, v in generator.state_dict().items()}  # tied weights: own copies
-    if hasattr(built[0], "critic"):
-        state.update({f"critic.{k}": v.detach().clone() for k, v in built[0].critic.state_dict().items()})
+    for name, module in built[0].exports().items():
+        state.update({f"{name}.{k}": v.detach().clone() for k, v in module.state_dict().items()})
     save_file(state, str(Path(out) / f"rank{os.environ.get('RANK', '0')}.safetensors"))

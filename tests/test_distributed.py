@@ -1,9 +1,11 @@
 """Two processes (gloo on CPU) end with identical weights, equal to one process with the same global
-batch; and a run killed with SIGKILL mid-training and resumed ends with the same weights as an
-uninterrupted one."""
+batch (teacher forcing, scheduled sampling, both adversarial players); and a run killed mid-training
+and resumed ends with the same weights as an uninterrupted one (teacher forcing killed with SIGKILL,
+scheduled sampling stopped after a checkpoint)."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+
+from seqgen.cli import main
+from seqgen.tracking import read_log
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -46,12 +51,11 @@ def test_two_processes_match_one(recipe, tmp_path):
 
 
 @pytest.mark.parametrize("recipe, estimator", [
-    ("recipes/debug/lm_adv.yaml", ["objective.adversarial.estimator=reinforce"]),
-    ("recipes/debug/lm_adv.yaml", ["objective.adversarial.estimator=straight_through"]),
-    ("recipes/debug/lm_adv.yaml", ["objective.adversarial.estimator=rebar"]),
-    ("recipes/debug/translation.yaml", ["objective.adversarial.estimator=reinforce",
-                                        "objective.adversarial.baseline=rloo",
-                                        "objective.adversarial.rollouts_per_context=2"]),
+    ("recipes/debug/lm_adv.yaml", ["objective.estimator=reinforce"]),
+    ("recipes/debug/lm_adv.yaml", ["objective.estimator=straight_through"]),
+    ("recipes/debug/lm_adv.yaml", ["objective.estimator=rebar"]),
+    ("recipes/debug/translation.yaml", ["objective.estimator=reinforce", "objective.baseline=rloo",
+                                        "objective.rollouts_per_context=2"]),
 ], ids=["lm-reinforce", "lm-straight-through", "lm-rebar", "translation-reinforce-rloo"])
 def test_two_processes_agree_on_both_adversarial_players(recipe, estimator, tmp_path):
     """Each process draws its own rollouts, yet both players' weights stay identical across processes."""
@@ -60,9 +64,9 @@ def test_two_processes_agree_on_both_adversarial_players(recipe, estimator, tmp_
                   "--mixed_precision", "no", "--dynamo_backend", "no", "tests/dist_worker.py", recipe,
                   str(tmp_path), "data.batch_size=8", "train.max_steps=4", "train.eval_every=4",
                   "train.save_every=4", "train.num_samples=0", "train.tensorboard=false",
-                  "objective.name=adversarial", "objective.adversarial.critic_steps=2",
-                  "objective.adversarial.critic_hidden_dim=8", "objective.adversarial.spectral_norm=true",
-                  "objective.adversarial.tf_weight=0.1", "model.dropout=0.1", *estimator])
+                  "objective.name=adversarial", "objective.critic_steps=2",
+                  "objective.critic.hidden_dim=8", "objective.critic.spectral_norm=true",
+                  "objective.tf_weight=0.1", "model.dropout=0.1", *estimator])
     assert two.returncode == 0, two.stderr[-3000:]
     assert json.loads((tmp_path / "logs" / "config.json").read_text())["num_processes"] == 2
     rank0, rank1 = (load_file(tmp_path / f"rank{r}.safetensors") for r in (0, 1))
@@ -72,6 +76,91 @@ def test_two_processes_agree_on_both_adversarial_players(recipe, estimator, tmp_
     # The critic exported by rank 0 is the one both ranks hold.
     exported = load_file(tmp_path / "model" / "critic.safetensors")
     assert all(torch.equal(v, rank0[f"critic.{k}"]) for k, v in exported.items())
+
+
+# Scheduled sampling with ε = 0.5 from the first step, so that about half the inputs are model tokens
+# drawn from the rows' noise: two processes match one only if each draws for its rows what one
+# process draws for them.
+SCHEDULED_SAMPLING = ["objective.name=scheduled_sampling", "objective.schedule=constant", "objective.epsilon=0.5",
+                      "train.tensorboard=false"]
+
+
+@pytest.mark.parametrize("mode", [["objective.mode=sequential", "objective.feed=sample"],
+                                  ["objective.mode=parallel", "objective.passes=2", "objective.feed=gumbel"]],
+                         ids=["sequential", "parallel"])
+def test_two_process_scheduled_sampling_matches_one(mode, tmp_path):
+    overrides = [*COMMON, *SCHEDULED_SAMPLING, *mode, "model.dropout=0.0"]
+    accelerate = Path(sys.executable).with_name("accelerate")
+    two = launch([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                  "--mixed_precision", "no", "--dynamo_backend", "no",
+                  "tests/dist_worker.py", "recipes/debug/lm.yaml", str(tmp_path / "two"), *overrides])
+    assert two.returncode == 0, two.stderr[-3000:]
+    one = launch([sys.executable, "tests/dist_worker.py", "recipes/debug/lm.yaml", str(tmp_path / "one"),
+                  *overrides])
+    assert one.returncode == 0, one.stderr[-3000:]
+    assert json.loads((tmp_path / "two" / "logs" / "config.json").read_text())["num_processes"] == 2
+
+    rank0, rank1 = (load_file(tmp_path / "two" / f"rank{r}.safetensors") for r in (0, 1))
+    single = load_file(tmp_path / "one" / "rank0.safetensors")
+    assert rank0.keys() == single.keys()
+    for name in rank0:
+        assert torch.equal(rank0[name], rank1[name]), f"ranks differ in {name}"
+        torch.testing.assert_close(rank0[name], single[name], atol=2e-5, rtol=1e-4, msg=f"{name} differs")
+
+    def train_logs(run):
+        return [r for r in read_log(tmp_path / run / "logs" / "metrics.jsonl") if "train/loss" in r]
+
+    logs_two, logs_one = train_logs("two"), train_logs("one")
+    assert [r["step"] for r in logs_two] == [r["step"] for r in logs_one] == [4, 8, 12]
+    for a, b in zip(logs_two, logs_one):
+        assert a["train/epsilon"] == b["train/epsilon"] == pytest.approx(0.5)
+        assert 0.2 < b["train/model_input_fraction"] < 0.8  # model tokens were really fed
+        for key in ("train/loss", "train/grad_norm"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), f"{key} at step {a['step']}"
+
+
+def test_resumed_scheduled_sampling_matches_uninterrupted(tmp_path):
+    """A scheduled-sampling run stopped right after its step-3 checkpoint (a copy of the uninterrupted
+    run's folder as it stood then) and resumed ends with the uninterrupted run's weights and losses: the
+    coins and model tokens of steps 4-6 do not depend on the process having drawn those of steps 1-3."""
+    overrides = ["train.max_steps=6", "train.save_every=3", "train.eval_every=100", "train.log_every=1",
+                 "train.num_samples=0", "train.tensorboard=false", "data.batch_size=16", "objective.passes=2"]
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    for mode in ("sequential", "parallel"):
+        args = ["train", ROOT / "recipes/debug/lm_ss.yaml", *overrides, f"objective.mode={mode}", "objective.epsilon_min=0.3",
+                "objective.c=0.1"]
+        run_cli([*args, f"output_dir={full}", "--overwrite"])
+        # The folder as a run killed after writing checkpoint 3 leaves it.
+        shutil.rmtree(cut, ignore_errors=True)
+        shutil.copytree(full, cut)
+        shutil.rmtree(cut / "checkpoints" / "step-0000006")
+        shutil.rmtree(cut / "model")
+        (cut / "checkpoints" / "latest").write_text("step-0000003")
+        log = cut / "logs" / "metrics.jsonl"
+        log.write_text("".join(line for line in log.read_text().splitlines(keepends=True)
+                               if json.loads(line)["step"] <= 3))
+        run_cli([*args, f"output_dir={cut}", "--resume"])
+
+        a = load_file(full / "model" / "model.safetensors")
+        b = load_file(cut / "model" / "model.safetensors")
+        assert a.keys() == b.keys()
+        for name in a:
+            torch.testing.assert_close(b[name], a[name], atol=1e-6, rtol=0, msg=f"{mode}: {name} differs")
+        losses = [{r["step"]: r["train/loss"] for r in read_log(run / "logs" / "metrics.jsonl") if "train/loss" in r}
+                  for run in (full, cut)]
+        assert list(losses[0]) == list(losses[1]) == [1, 2, 3, 4, 5, 6]
+        assert losses[1] == pytest.approx(losses[0], rel=1e-6), mode
+        fractions = [r["train/model_input_fraction"] for r in read_log(cut / "logs" / "metrics.jsonl")
+                     if "train/loss" in r and r["step"] > 3]
+        assert min(fractions) > 0.1, f"{mode}: too few model tokens fed to test anything: {fractions}"
+
+
+def run_cli(args):
+    """`seqgen ARGS` in this process; fails the test unless it exits normally."""
+    try:
+        main([str(a) for a in args])
+    except SystemExit as e:
+        pytest.fail(f"seqgen {' '.join(map(str, args))} exited with {e.code}")
 
 
 def test_sigkill_and_resume_matches_uninterrupted(tmp_path):

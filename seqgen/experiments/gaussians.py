@@ -4,11 +4,9 @@
 P is a mixture of K = 10 isotropic Gaussians, so its density is known exactly. By default it is Theis et
 al.'s own mixture (`GaussianMixture2D.theis`, seed 22 of numpy's legacy generator): most of its mass lies
 in a cluster of components around (-0.4, -1.1), a second heavy component sits at (-0.1, 3.2) and light
-ones lie as far out as (3.7, 0.9) and (-3.7, -1.0), so the maximum-likelihood Gaussian (scale 1.49) is
-far broader than any mode.
+ones lie far out, so the maximum-likelihood Gaussian is far broader than any mode.
 The other option is a mixture drawn by the same recipe with numpy's default generator
-(`GaussianMixture2D(seed)`), whose components overlap so much that even the minimiser of KL[Q‖P] is a
-broad Gaussian and the fits move only modestly with π.
+(`GaussianMixture2D(seed)`), whose components overlap more, so that the fits move less with π.
 
 Q is fitted for each class prior π (by default the log grid `PIS_LOG`, 0.001 to 0.95) in two ways:
 
@@ -21,14 +19,10 @@ Q is fitted for each class prior π (by default the log grid `PIS_LOG`, 0.001 to
     starting from the maximum-likelihood fit to samples of P (the usual pre-training). Nothing exact
     steers it: it has one start and only samples of P.
 
-Every fit is scored by KL[P‖Q], KL[Q‖P] and JS_π integrated on a grid that covers both P and that Q.
-On Theis et al.'s mixture the exact optimum changes character between π = 0.02 and 0.05: below, it is
-the broad maximum-likelihood Gaussian (KL[P‖Q] within 0.3% of maximum likelihood's 0.93 nats); above,
-a Gaussian of scale about 0.78 on the main cluster (KL[P‖Q] 2.9 to 3.4 nats, KL[Q‖P] 0.32 against
-maximum likelihood's 1.45). At π = 0.05 the moment-matched start alone would stay on the broad local
-optimum. The adversarial fits stay within 1% of maximum likelihood's KL[P‖Q] for π ≤ 0.02 and within
-3% at π = 0.05, where they stay on that broad local optimum, and reach the one-mode fit from π = 0.1
-("demo" and "full" sizes, seeds 0 to 2).
+Every fit is scored by KL[P‖Q], KL[Q‖P] and JS_π integrated on a grid that covers both P and that Q
+(`seqgen.metrics.continuous`). The study measures at which π the exact optimum leaves the broad
+maximum-likelihood Gaussian for one mode, and whether the adversarial fits follow it; RESULTS.md holds
+the numbers (docs/theory/objectives.md#js-adversarial-training).
 """
 
 from __future__ import annotations
@@ -36,33 +30,40 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from seqgen.errors import UserError
+from seqgen.experiments.sizes import study_size
 from seqgen.functional import binary_entropy
+from seqgen.metrics.continuous import (  # noqa: F401 - the study's densities and divergences
+    LOG_2PI,
+    MIXTURES,
+    THEIS_SEED,
+    GaussianMixture2D,
+    Grid,
+    IsotropicGaussian,
+    grid_divergences,
+    one_thread,
+    score,
+)
 
 PIS_LOG = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 0.75, 0.95)
 """The class priors of this study: a log grid, because on the default mixture the exact optimum changes
-from the broad maximum-likelihood Gaussian to a one-mode fit between π = 0.02 and 0.05."""
-MIXTURES = ("theis", "random")
-"""The mixtures P that `run_gaussians` can fit (see `GaussianMixture2D.theis` and `GaussianMixture2D`)."""
-THEIS_SEED = 22
-"""The seed of the default mixture (Theis et al.'s own)."""
-LOG_2PI = math.log(2 * math.pi)
+from the broad maximum-likelihood Gaussian to a one-mode fit at small π (RESULTS.md holds where)."""
 
 
 @dataclass(frozen=True)
 class StudySize:
     """How much work one study does."""
 
+    name: str
+    """Its name in the studies' size vocabulary (`seqgen.experiments.sizes`)."""
     grid_size: int
     """Grid points per side for fitting and scoring (the scoring grid may be finer, see `Grid.covering`)."""
     exact_steps: int
@@ -78,253 +79,12 @@ class StudySize:
 
 
 SIZES = {
-    "tiny": StudySize(grid_size=120, exact_steps=40, adversarial_steps=400, batch=128, critic_steps=2, hidden=32),
-    "demo": StudySize(grid_size=200, exact_steps=100, adversarial_steps=1500, batch=256, critic_steps=2,
+    "tiny": StudySize("tiny", grid_size=120, exact_steps=40, adversarial_steps=400, batch=128, critic_steps=2, hidden=32),
+    "demo": StudySize("demo", grid_size=200, exact_steps=100, adversarial_steps=1500, batch=256, critic_steps=2,
                       hidden=64),
-    "full": StudySize(grid_size=400, exact_steps=200, adversarial_steps=6000, batch=512, critic_steps=3,
+    "full": StudySize("full", grid_size=400, exact_steps=200, adversarial_steps=6000, batch=512, critic_steps=3,
                       hidden=128),
 }
-
-
-# ---------------------------------------------------------------------------------------------------
-# The densities
-
-
-def _isotropic_log_prob(x: Tensor, mean: Tensor, log_scale: Tensor) -> Tensor:
-    """log N(x; mean, exp(log_scale)² I) in 2-D; x (N, 2), mean (..., 2), log_scale (...) -> (N, ...)."""
-    sq = ((x.unsqueeze(-2) - mean) ** 2).sum(-1) if mean.dim() > 1 else ((x - mean) ** 2).sum(-1)
-    return -0.5 * sq * torch.exp(-2 * log_scale) - 2 * log_scale - LOG_2PI
-
-
-class GaussianMixture2D:
-    """P: a seeded mixture of K isotropic Gaussians in 2-D, the recipe of Theis et al. (2016).
-
-    Weights ~ Dirichlet(0.5), variances 1 / (U + 1)² with U ~ Uniform(0, 1) (scales in (0.5, 1]),
-    means ~ N(0, 1.5² I). The constructor draws them with numpy's `default_rng(seed)` (the "random"
-    mixture); `theis` draws them exactly as Theis et al.'s experiment did. Parameters are float64;
-    `log_prob` computes in the input's dtype.
-
-    Attributes:
-        kind: "random" or "theis", how the parameters were drawn.
-        seed: the seed they were drawn with.
-
-    Args:
-        seed: draws the parameters.
-        num_components: K.
-
-    Raises:
-        UserError: K < 1.
-    """
-
-    def __init__(self, seed: int = 0, num_components: int = 10) -> None:
-        _check_components(num_components)
-        rng = np.random.default_rng(seed)
-        self.weights = torch.from_numpy(rng.dirichlet(np.full(num_components, 0.5)))  # (K,)
-        self.scales = torch.from_numpy(1.0 / (rng.uniform(size=num_components) + 1.0))  # (K,)
-        self.means = torch.from_numpy(rng.normal(0.0, 1.5, size=(num_components, 2)))  # (K, 2)
-        self.kind, self.seed = "random", seed
-
-    @classmethod
-    def theis(cls, seed: int = THEIS_SEED, num_components: int = 10) -> GaussianMixture2D:
-        """Theis et al.'s mixture: the same recipe, drawn from numpy's legacy generator in their order.
-
-        Their experiment seeds numpy's global generator and draws the weights `dirichlet([.5] * K)`,
-        the variances `1 / (rand(K) + 1) ** 2` and the means `randn(100, K) * 1.5`, of which it keeps
-        the first two rows (column k is the mean of component k; the 100 rows make the means independent
-        of the dimension). `RandomState(seed)` is the same stream. With seed 22 most of the mass lies in
-        a cluster of components around (-0.4, -1.1), with a second heavy component at (-0.1, 3.2) and
-        light ones as far out as (3.7, 0.9) and (-3.7, -1.0), so the maximum-likelihood Gaussian is much
-        broader than any mode.
-
-        Args:
-            seed: the seed of the legacy generator (theirs: 22).
-            num_components: K (theirs: 10).
-
-        Raises:
-            UserError: K < 1.
-        """
-        _check_components(num_components)
-        rng = np.random.RandomState(seed)
-        weights = rng.dirichlet([0.5] * num_components)
-        variances = 1.0 / (rng.rand(num_components) + 1.0) ** 2
-        means = rng.randn(100, num_components)[:2] * 1.5  # (2, K)
-        mixture = cls.__new__(cls)
-        mixture.weights = torch.from_numpy(weights)
-        mixture.scales = torch.from_numpy(np.sqrt(variances))
-        mixture.means = torch.from_numpy(np.ascontiguousarray(means.T))  # (K, 2)
-        mixture.kind, mixture.seed = "theis", seed
-        return mixture
-
-    @classmethod
-    def named(cls, kind: str, seed: int) -> GaussianMixture2D:
-        """The mixture `kind` ("theis" or "random", see `MIXTURES`) drawn with `seed`.
-
-        Raises:
-            UserError: an unknown kind.
-        """
-        if kind not in MIXTURES:
-            raise UserError(f"unknown mixture {kind!r}; choose one of {', '.join(MIXTURES)}")
-        return cls.theis(seed) if kind == "theis" else cls(seed)
-
-    def log_prob(self, x: Tensor) -> Tensor:
-        """log P(x) of points x (N, 2) -> (N,)."""
-        means, scales, weights = (t.to(x.dtype) for t in (self.means, self.scales, self.weights))
-        return torch.logsumexp(_isotropic_log_prob(x, means, scales.log()) + weights.log(), dim=-1)
-
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """n samples (n, 2) float32, drawn with `generator`."""
-        k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
-        noise = torch.randn(n, 2, generator=generator, dtype=torch.float64)
-        return (self.means[k] + self.scales[k, None] * noise).float()
-
-    def moment_matched(self) -> IsotropicGaussian:
-        """The isotropic Gaussian with P's mean and P's mean per-axis variance: the minimiser of
-        KL[P‖Q] over isotropic Gaussians (maximum likelihood with infinite data)."""
-        mean = self.weights @ self.means
-        sq = ((self.means - mean) ** 2).sum(-1)  # (K,)
-        variance = (self.weights * (2 * self.scales**2 + sq)).sum() / 2
-        return IsotropicGaussian(mean, 0.5 * variance.log()).requires_grad_(False)
-
-    def components(self) -> list[IsotropicGaussian]:
-        """Each component as a Gaussian (its mean and scale), frozen."""
-        return [IsotropicGaussian(m, s.log()).requires_grad_(False) for m, s in zip(self.means, self.scales)]
-
-
-def _check_components(num_components: int) -> None:
-    if num_components < 1:
-        raise UserError(f"a mixture needs at least one component, got {num_components}")
-
-
-class IsotropicGaussian(nn.Module):
-    """Q = N(mean, scale² I) in 2-D, parameterised by `mean` (2,) and `log_scale` () for optimisation.
-
-    The fits and constructors below return frozen Gaussians (no gradients); `copy` gives a trainable one.
-
-    Args:
-        mean: (2,) mean; its dtype is the module's.
-        log_scale: () log of the standard deviation.
-    """
-
-    def __init__(self, mean: Tensor, log_scale: Tensor | float) -> None:
-        super().__init__()
-        self.mean = nn.Parameter(torch.as_tensor(mean).detach().clone())
-        self.log_scale = nn.Parameter(torch.as_tensor(log_scale, dtype=self.mean.dtype).detach().clone())
-
-    @classmethod
-    def fit_samples(cls, x: Tensor) -> IsotropicGaussian:
-        """The maximum-likelihood isotropic Gaussian of samples x (N, 2)."""
-        mean = x.mean(0)
-        return cls(mean, 0.5 * ((x - mean) ** 2).mean().log()).requires_grad_(False)
-
-    @property
-    def scale(self) -> Tensor:
-        return self.log_scale.exp()
-
-    def log_prob(self, x: Tensor) -> Tensor:
-        """log Q(x) of points x (N, 2) -> (N,), differentiable in the parameters."""
-        return _isotropic_log_prob(x, self.mean.to(x.dtype), self.log_scale.to(x.dtype))
-
-    def rsample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """n reparameterised samples (n, 2): mean + scale · ε, ε ~ N(0, I) drawn with `generator`."""
-        noise = torch.randn(n, 2, generator=generator, dtype=self.mean.dtype)
-        return self.mean + self.scale * noise
-
-    def copy(self, dtype: torch.dtype = torch.float64) -> IsotropicGaussian:
-        """A copy in `dtype` whose parameters require gradients (a starting point for a fit)."""
-        return IsotropicGaussian(self.mean.detach().to(dtype), self.log_scale.detach().to(dtype))
-
-
-# ---------------------------------------------------------------------------------------------------
-# Numerical integration on a grid
-
-
-@dataclass(frozen=True)
-class Grid:
-    """Cell centres of a square box for midpoint-rule integrals of 2-D densities (float64).
-
-    For Gaussians the midpoint rule converges extremely fast: with a spacing of one standard deviation
-    the error is already far below 1e-6, so the grid's job is mostly to cover the mass.
-    """
-
-    points: Tensor
-    """(N, 2) cell centres."""
-    cell_area: float
-    low: float
-    high: float
-
-    @classmethod
-    def covering(cls, p: GaussianMixture2D, size: int, *qs: IsotropicGaussian, margin: float = 7.0) -> Grid:
-        """A grid covering every component of P and every Q to `margin` standard deviations.
-
-        Args:
-            p: the mixture.
-            size: points per side at least; more are used where needed for a spacing of at most a third
-                of the narrowest standard deviation (capped at 1000 per side).
-            qs: Gaussians whose mass the grid must also hold.
-            margin: half-width of the box around each mean, in that Gaussian's standard deviations.
-        """
-        centres = [p.means] + [q.mean.detach().double()[None] for q in qs]
-        scales = [p.scales] + [q.scale.detach().double()[None] for q in qs]
-        low = min(float((c - margin * s[:, None]).min()) for c, s in zip(centres, scales))
-        high = max(float((c + margin * s[:, None]).max()) for c, s in zip(centres, scales))
-        narrowest = min(float(s.min()) for s in scales)
-        size = min(max(size, math.ceil(3 * (high - low) / narrowest)), 1000)
-        step = (high - low) / size
-        axis = low + step * (torch.arange(size, dtype=torch.float64) + 0.5)
-        points = torch.cartesian_prod(axis, axis)
-        return cls(points, step * step, low, high)
-
-    def integrate(self, density: Tensor) -> Tensor:
-        """Σ f(x) · cell area of density values f (N,) at the grid points."""
-        return density.sum() * self.cell_area
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run torch on one intra-op thread: the fits are many small operations, which extra threads only
-    slow down (several times over when the cores are busy)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-def grid_divergences(log_p: Tensor, log_q: Tensor, grid: Grid, pi: float) -> dict[str, Tensor]:
-    """KL[P‖Q], KL[Q‖P] and JS_π[P‖Q] by the midpoint rule, from log-densities at the grid points.
-
-    Args:
-        log_p: (N,) log P at `grid.points`.
-        log_q: (N,) log Q at `grid.points` (differentiable: the result is too).
-        grid: the grid.
-        pi: the class prior π in (0, 1).
-
-    Returns:
-        "kl_p_q", "kl_q_p", "js_pi" (nats) and "mass_p", "mass_q" (the integrals of P and Q, ≈ 1 when
-        the grid holds their mass), as 0-dim tensors.
-    """
-    p, q = log_p.exp(), log_q.exp()
-    log_m = torch.logaddexp(math.log(pi) + log_p, math.log1p(-pi) + log_q)
-    return {
-        "kl_p_q": grid.integrate(p * (log_p - log_q)),
-        "kl_q_p": grid.integrate(q * (log_q - log_p)),
-        "js_pi": grid.integrate(pi * p * (log_p - log_m) + (1 - pi) * q * (log_q - log_m)),
-        "mass_p": grid.integrate(p),
-        "mass_q": grid.integrate(q),
-    }
-
-
-def score(p: GaussianMixture2D, q: IsotropicGaussian, pi: float, grid_size: int = 200) -> dict[str, float]:
-    """KL[P‖Q], KL[Q‖P], JS_π[P‖Q] of a fitted Q, on a grid covering both (see `Grid.covering`).
-
-    Returns:
-        The floats of `grid_divergences`; "mass_p" and "mass_q" show how well the grid held the mass.
-    """
-    grid = Grid.covering(p, grid_size, q)
-    with torch.no_grad(), _one_thread():
-        out = grid_divergences(p.log_prob(grid.points), q.log_prob(grid.points), grid, pi)
-    return {k: float(v) for k, v in out.items()}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -389,7 +149,7 @@ def fit_exact_starts(p: GaussianMixture2D, pi: float, steps: int = 100, grid_siz
     grid = Grid.covering(p, grid_size, *(q for _, q in starts))
     log_p = p.log_prob(grid.points)
     best: ExactFit | None = None
-    with _one_thread():
+    with one_thread():
         for name, start in starts:
             q = _lbfgs(log_p, grid, pi, start.copy(), steps)
             with torch.no_grad():
@@ -512,7 +272,7 @@ def fit_adversarial(p: GaussianMixture2D, pis: Sequence[float], steps: int = 150
         return pi * F.logsigmoid(critics(real)).mean(1) + (1 - pi) * F.logsigmoid(-critics(fake)).mean(1)
 
     averaged, start_averaging = torch.zeros(n, 3), steps - max(1, steps // 4)
-    with _one_thread():
+    with one_thread():
         for step in range(steps):
             for _ in range(critic_steps):
                 critic_opt.zero_grad()
@@ -557,8 +317,8 @@ def _ranks(values: Sequence[float]) -> Tensor:
     return (less + less_equal + 1).double() / 2
 
 
-def run_gaussians(out_dir: str | Path, pis: Sequence[float] = PIS_LOG, size: str = "full", seed: int = 0,
-                  mixture: str = "theis", mixture_seed: int | None = None) -> dict:
+def run_gaussians(out_dir: str | Path, pis: Sequence[float] = PIS_LOG, size: str | StudySize = "full",
+                  seed: int = 0, mixture: str = "theis", mixture_seed: int | None = None) -> dict:
     """Fit Q by both methods at every π, score the fits, write `gaussians.json` and two figures.
 
     The exact fits take the best of several starts (`fit_exact_starts`); the adversarial fits all start
@@ -572,7 +332,8 @@ def run_gaussians(out_dir: str | Path, pis: Sequence[float] = PIS_LOG, size: str
     Args:
         out_dir: output folder (created).
         pis: class priors, each in (0, 1).
-        size: "tiny" (seconds, for tests), "demo" (under a minute on 2 cores) or "full".
+        size: a `StudySize`, or its name: "tiny" (seconds, for tests), "demo" (under a minute on 2
+            cores) or "full".
         seed: seeds the adversarial fits (and the random mixture unless `mixture_seed` is given).
         mixture: "theis" (Theis et al.'s mixture, `GaussianMixture2D.theis`) or "random" (a mixture
             drawn by the same recipe with numpy's default generator, `GaussianMixture2D`).
@@ -592,14 +353,12 @@ def run_gaussians(out_dir: str | Path, pis: Sequence[float] = PIS_LOG, size: str
     Raises:
         UserError: an unknown size or mixture, fewer than two π, or a π outside (0, 1).
     """
-    if size not in SIZES:
-        raise UserError(f"unknown study size {size!r}; choose one of {', '.join(SIZES)}")
+    cfg = study_size(SIZES, size)
     pis = sorted(float(pi) for pi in pis)
     if len(pis) < 2:  # Spearman's ρ against π needs two
         raise UserError(f"the study needs at least two class priors pi, got {len(pis)}")
     for pi in pis:
         _check_pi(pi)
-    cfg = SIZES[size]
     if mixture_seed is None:
         mixture_seed = THEIS_SEED if mixture == "theis" else seed
     p = GaussianMixture2D.named(mixture, mixture_seed)
@@ -617,7 +376,7 @@ def run_gaussians(out_dir: str | Path, pis: Sequence[float] = PIS_LOG, size: str
                     | {"js_pi_critic": estimate})
     ml = p.moment_matched()
     result = {
-        "size": size,
+        "size": cfg.name,
         "seed": seed,
         "mixture": {"kind": p.kind, "seed": p.seed, "weights": p.weights.tolist(), "means": p.means.tolist(),
                     "scales": p.scales.tolist()},

@@ -63,12 +63,12 @@ from seqgen.objectives.optimal_critic import (
     critic_report,
 )
 from seqgen.objectives.teacher_forcing import check_label_smoothing
-from seqgen.randomness import RowNoise
+from seqgen.randomness import Source, fork
 from seqgen.schedules import temperature
 
 @dataclass
 class AdversarialConfig(ObjectiveConfig):
-    """JS_π adversarial training (docs/theory/objectives.md#js-adversarial-training): a critic tells
+    """JS_π adversarial training (docs/theory/objectives.md#js_π-adversarial-training): a critic tells
     data from the generator's rollouts, its real and fake terms weighted π and 1 - π."""
 
     name: Literal["adversarial"] = "adversarial"
@@ -247,7 +247,7 @@ class GeneratorPlayer(nn.Module):
                            beta_max=c.beta_max, rate=c.rate)
 
     def rollout(self, batch: Batch, step: int, count: int | None = None,
-                rng: RowNoise | torch.Generator | None = None) -> Rollout:
+                rng: Source = None) -> Rollout:
         """Rollouts for the first `count` rows of `batch` (all by default), one per context: Gumbel-softmax
         rollouts for straight_through, sampled ids (no relaxed tokens, no gradient) otherwise.
 
@@ -267,7 +267,7 @@ class GeneratorPlayer(nn.Module):
         return pad_rollout(fake, length, model.vocab.pad_id)
 
     def _sample(self, memory: Any, count: int, length: int,
-                rng: RowNoise | torch.Generator | None) -> tuple[Tensor, Tensor]:
+                rng: Source) -> tuple[Tensor, Tensor]:
         """`count` ancestral samples on `memory`, without gradient: (count, length) ids, PAD after each
         EOS, and their mask, padded to `length` columns when every row ended earlier."""
         tokens, mask = estimators.sample_rollout(self.generator, memory, count, length, rng)
@@ -275,7 +275,7 @@ class GeneratorPlayer(nn.Module):
                 estimators.pad_columns(mask, length, False))
 
     def forward(self, batch: Batch, step: int,
-                noise: RowNoise | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+                noise: Source = None) -> tuple[Tensor, dict[str, Tensor]]:
         """The generator's loss on its rollouts for `batch`'s contexts; the critic is frozen while it
         scores them.
 
@@ -312,15 +312,15 @@ class GeneratorPlayer(nn.Module):
         return loss, metrics
 
     def _straight_through(self, batch: Batch, step: int, critic: nn.Module,
-                          noise: RowNoise | None) -> tuple[Tensor, dict[str, Tensor]]:
+                          noise: Source) -> tuple[Tensor, dict[str, Tensor]]:
         """The generator loss on Gumbel-softmax rollouts, differentiated through the relaxation."""
-        fake = self.rollout(batch, step, rng=_fork(noise, "rollout"))
+        fake = self.rollout(batch, step, rng=fork(noise, "rollout"))
         logits = critic(fake.probs, fake.mask, batch.context)  # (B,)
         loss = generator_loss(logits, self.cfg.pi, self.cfg.generator_loss)
         return loss, {"generator_loss": loss.detach(), "d_fake": torch.sigmoid(logits.detach().float()).mean()}
 
     def _score_function(self, batch: Batch, step: int, critic: nn.Module,
-                        noise: RowNoise | None) -> tuple[Tensor, dict[str, Tensor]]:
+                        noise: Source) -> tuple[Tensor, dict[str, Tensor]]:
         """The REINFORCE or REBAR surrogate over K sampled rollouts per context (see
         `seqgen.objectives.estimators`)."""
         cfg, model = self.cfg, self.generator
@@ -331,7 +331,7 @@ class GeneratorPlayer(nn.Module):
         memory = model.encode(batch.context)
         if k > 1:
             memory = model.select_memory(memory, rows)
-        tokens, mask = self._sample(memory, n, length, _fork(noise, "rollout"))  # (N, T), no gradient
+        tokens, mask = self._sample(memory, n, length, fork(noise, "rollout"))  # (N, T), no gradient
         bos = torch.full_like(tokens[:, :1], model.vocab.bos_id)
         logits = model(torch.cat([bos, tokens[:, :-1]], 1), memory)  # (N, T, V), with gradient
         log_probs = logits.float().log_softmax(-1)
@@ -349,7 +349,7 @@ class GeneratorPlayer(nn.Module):
                 return sequence_generator_loss(critic(relaxed_tokens, mask, context), cfg.pi, cfg.generator_loss)
 
             f_z_tilde, control = estimators.rebar_control(log_probs, tokens, mask, score, self.tau(step),
-                                                           cfg.cv_weight, _fork(noise, "rebar"))
+                                                           cfg.cv_weight, fork(noise, "rebar"))
             coefficient = f - cfg.cv_weight * f_z_tilde
             metrics["relaxed_gap"] = (f - f_z_tilde).abs().mean()
         advantage = coefficient - estimators.baseline(coefficient, cfg.baseline, k)
@@ -409,11 +409,11 @@ class CriticPlayer(nn.Module):
         return batch_size, batch_size
 
     @torch.no_grad()
-    def fake(self, batch: Batch, step: int, noise: RowNoise | None = None) -> Rollout:
+    def fake(self, batch: Batch, step: int, noise: Source = None) -> Rollout:
         """Rollouts (no gradient) for the critic's fake side of `batch`: the first `split(B)[1]` contexts."""
-        return self._sampler[0].rollout(batch, step, self.split(len(batch))[1], _fork(noise, "rollout"))
+        return self._sampler[0].rollout(batch, step, self.split(len(batch))[1], fork(noise, "rollout"))
 
-    def forward(self, batch: Batch, step: int, noise: RowNoise | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(self, batch: Batch, step: int, noise: Source = None) -> tuple[Tensor, dict[str, Tensor]]:
         """The critic's loss on real `batch` and the generator's rollouts for its contexts.
 
         Args:
@@ -440,7 +440,7 @@ class CriticPlayer(nn.Module):
             probs = fake.one_hot(self.critic.embeddings[0].num_embeddings).detach()
             real = F.one_hot(real_ids[:m], probs.shape[-1]).to(probs.dtype) * real_mask[:m, :, None]
             penalty = gradient_penalty(self.critic, real, probs[:m], real_mask[:m] | fake_mask[:m],
-                                       _rows(batch.context, m), generator=_fork(noise, "penalty"))
+                                       _rows(batch.context, m), generator=fork(noise, "penalty"))
             loss = loss + self.cfg.gradient_penalty * penalty
             metrics["gradient_penalty"] = penalty.detach()
         return loss, metrics
@@ -491,8 +491,3 @@ class Adversarial(Objective):
 
     def exports(self) -> dict[str, nn.Module]:
         return {"critic": self.critic} if self.trains_critic else {}
-
-
-def _fork(noise: RowNoise | None, name: str) -> RowNoise | None:
-    """`noise`'s stream for one consumer (None stays None: torch's default generator)."""
-    return None if noise is None else noise.fork(name)

@@ -1,4 +1,4 @@
-"""The losses of JS_π adversarial training (SCIENCE.md section 3), as pure functions of critic logits.
+"""The losses of JS_π adversarial training (docs/theory/objectives.md#generator-losses), as pure functions of critic logits.
 
 The critic D = sigmoid(logit) maximises
     V_π(D, Q) = π E_{x~P} log D(x) + (1 - π) E_{x~Q} log(1 - D(x)),

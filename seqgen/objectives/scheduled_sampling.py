@@ -35,7 +35,7 @@ from seqgen.gumbel import gumbel_softmax
 from seqgen.models.base import Generator
 from seqgen.objectives.base import Objective, Player, RunInfo
 from seqgen.objectives.teacher_forcing import check_label_smoothing
-from seqgen.randomness import RowNoise, Source, uniform
+from seqgen.randomness import Source, fork, uniform
 from seqgen.sampling import categorical
 from seqgen.schedules import epsilon
 
@@ -126,9 +126,9 @@ class ScheduledSampling(nn.Module, Objective):
         return [Player(self)]
 
     def forward(self, batch: Batch, step: int,
-                noise: RowNoise | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                noise: Source = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Loss and metrics of `batch` at training step `step`, its draws from `noise` (None: torch's
-        default generator).
+        default generator; a torch generator is one stream for all of them).
 
         Returns:
             The loss (mean over target tokens) and detached 0-d metrics: loss, epsilon,
@@ -143,8 +143,8 @@ class ScheduledSampling(nn.Module, Objective):
         mixable[:, 0] = False
         # One coin per position, drawn for the whole (B, T) grid so that the draws do not depend on
         # the padding: True where the model's token is fed.
-        coins, made = (None, None) if noise is None else (noise.fork("coins"), noise.fork("tokens"))
-        use_model = mixable & ~(uniform(tuple(mask.shape), mask.device, coins) < eps)
+        made = fork(noise, "tokens")
+        use_model = mixable & ~(uniform(tuple(mask.shape), mask.device, fork(noise, "coins")) < eps)
 
         memory = self.generator.encode(batch.context)
         if self.cfg.mode == "parallel":

@@ -15,7 +15,7 @@ from seqgen.errors import UserError
 from seqgen.functional import token_nll
 from seqgen.models.base import Generator
 from seqgen.objectives.base import Objective, Player, RunInfo
-from seqgen.randomness import RowNoise
+from seqgen.randomness import Source
 
 
 def check_label_smoothing(value: float) -> None:
@@ -52,7 +52,7 @@ class TeacherForcing(nn.Module, Objective):
     def players(self) -> list[Player]:
         return [Player(self)]
 
-    def forward(self, batch: Batch, step: int, noise: RowNoise | None = None) -> tuple[torch.Tensor, dict]:
+    def forward(self, batch: Batch, step: int, noise: Source = None) -> tuple[torch.Tensor, dict]:
         memory = self.generator.encode(batch.context)
         logits = self.generator(batch.inputs, memory)  # (B, T, V)
         mask = batch.target_mask
