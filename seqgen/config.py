@@ -97,6 +97,12 @@ class DataConfig:
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     """Parameters of the embedded synthetic sources."""
 
+    def __post_init__(self) -> None:
+        _positive("data", batch_size=self.batch_size, max_length=self.max_length, image_size=self.image_size)
+        if self.max_tokens is not None and self.max_tokens < self.max_length + 2:
+            raise UserError(f"data.max_tokens ({self.max_tokens}) must hold one full sentence "
+                            f"(data.max_length + 2 = {self.max_length + 2})")
+
 
 @dataclass
 class TokenizerConfig:
@@ -197,6 +203,13 @@ class DecodeConfig:
     max_new_tokens: int = 64
     """Longest output, EOS excluded."""
 
+    def __post_init__(self) -> None:
+        _positive("decode", temperature=self.temperature, beam_size=self.beam_size, max_new_tokens=self.max_new_tokens)
+        if self.top_k < 0:
+            raise UserError(f"decode.top_k must be >= 0, got {self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise UserError(f"decode.top_p must be in (0, 1], got {self.top_p}")
+
 
 @dataclass
 class TrainConfig:
@@ -243,6 +256,16 @@ class TrainConfig:
     """Start from the weights of this exported model or run folder (e.g. a teacher-forcing run before
     adversarial training); its tokenizer is reused."""
 
+    def __post_init__(self) -> None:
+        _positive("train", max_steps=self.max_steps, lr=self.lr, log_every=self.log_every,
+                  eval_every=self.eval_every, save_every=self.save_every, keep_last=self.keep_last,
+                  gradient_accumulation_steps=self.gradient_accumulation_steps)
+        if self.warmup_steps < 0 or self.weight_decay < 0 or self.num_samples < 0:
+            name = "warmup_steps" if self.warmup_steps < 0 else "weight_decay" if self.weight_decay < 0 else "num_samples"
+            raise UserError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise UserError(f"train.max_grad_norm must be positive (or null for no clipping), got {self.max_grad_norm}")
+
 
 @dataclass
 class EvalConfig:
@@ -288,6 +311,13 @@ class RunConfig:
 
 # ---------------------------------------------------------------------------------------------------
 # Loading, overriding and checking
+
+
+def _positive(section: str, **values: float) -> None:
+    """UserError naming the first of `values` (key=value of `section`) that is not positive."""
+    for key, value in values.items():
+        if not value > 0:
+            raise UserError(f"{section}.{key} must be positive, got {value}")
 
 
 class _Loader(yaml.SafeLoader):
