@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 from pathlib import Path
 
@@ -106,6 +108,28 @@ def init_source(path: str, cfg: RunConfig) -> Path:
     if diff:
         raise UserError(f"train.init_from {path} was trained with another model: {diff}")
     return directory
+
+
+def finished(out: Path, step: int) -> bool:
+    """Whether the run in `out` exported its model and final metrics at `step` (a run stopped between
+    its last checkpoint and its export has not)."""
+    try:
+        metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (out / "model" / MODEL_INFO).is_file() and metrics.get("step") == step
+
+
+def trim_log(path: Path, step: int) -> None:
+    """Drop the records of a metrics.jsonl after `step` (those a resumed run logs again), atomically."""
+    if not path.is_file():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
+    if len(kept) < len(lines):
+        tmp = path.with_name(f".tmp-{path.name}")
+        tmp.write_text("".join(kept), encoding="utf-8")
+        os.replace(tmp, path)
 
 
 def export(generator: Generator, tokenizer: PreTrainedTokenizerFast, cfg: RunConfig, directory: Path,

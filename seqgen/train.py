@@ -41,7 +41,7 @@ from seqgen.objectives import Objective, Player, RunInfo, build_objective
 from seqgen.processes import cpu_processes
 from seqgen.progress import progress
 from seqgen.randomness import RowNoise, noise_key
-from seqgen.run_folder import check_output_dir, export, init_source, start_output_dir
+from seqgen.run_folder import check_output_dir, export, finished, init_source, start_output_dir, trim_log
 from seqgen.tracking import JSONLTracker
 
 SCHEDULES = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine",
@@ -97,10 +97,16 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
     state = TrainerState()
     if resume:
         state = checkpoints.load(accelerator, checkpoints.latest())
-        if state.step >= tc.max_steps:
+        if state.step >= tc.max_steps and finished(out, state.step):
             raise UserError(f"the run in {out} already reached step {state.step}; raise train.max_steps "
                             f"to continue it")
-        accelerator.print(f"resuming from step {state.step}")
+        if state.step >= tc.max_steps:
+            accelerator.print(f"the run reached step {state.step} but was stopped before its export; "
+                              f"finishing it")
+        else:
+            accelerator.print(f"resuming from step {state.step}")
+        if accelerator.is_main_process:  # records logged after the checkpoint are logged again
+            trim_log(out / "logs" / "metrics.jsonl", state.step)
     accelerator.init_trackers("seqgen", config={**_flat(to_dict(cfg)),
                                                 "num_processes": accelerator.num_processes})
 
@@ -115,6 +121,8 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
 
     for player in players:
         player.module.train()
+    # a run resumed after its last step (stopped before the export) only evaluates and exports
+    final_eval = state.step >= tc.max_steps and eval_split is not None
     while state.step < tc.max_steps and not stop:
         # --- one optimizer step: each player in turn (a critic before the generator), `repeats` updates
         # each (and its warm-up updates before the first step), each over `gradient_accumulation_steps`
@@ -163,6 +171,9 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
             checkpoints.save(accelerator, state)
     bar.close()
 
+    if final_eval:
+        final_metrics = evaluate(generator, data, eval_split, cfg, accelerator, bleu=cfg.eval.bleu,
+                                 max_batches=cfg.eval.max_batches, seed=cfg.seed).metrics
     if accelerator.is_main_process:
         export(generator, data.tokenizer, cfg, out / "model", objective.exports())
         (out / "metrics.json").write_text(json.dumps({"step": state.step, **final_metrics}, indent=2))

@@ -68,7 +68,7 @@ from seqgen.schedules import temperature
 
 @dataclass
 class AdversarialConfig(ObjectiveConfig):
-    """JS_π adversarial training (docs/theory/objectives.md#js_π-adversarial-training): a critic tells
+    """JS_π adversarial training (docs/theory/objectives.md#js-adversarial-training): a critic tells
     data from the generator's rollouts, its real and fake terms weighted π and 1 - π."""
 
     name: Literal["adversarial"] = "adversarial"
