@@ -1,0 +1,55 @@
+"""What --resume finds in a run folder stopped at an awkward moment."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from seqgen.cli import main
+
+RECIPE = str(Path(__file__).resolve().parents[1] / "recipes" / "debug" / "lm.yaml")
+
+
+def _train(out: Path, *extra: str) -> None:
+    main(["train", RECIPE, f"output_dir={out}", "train.max_steps=4", "train.save_every=2", "train.eval_every=2",
+          "train.log_every=1", "train.num_samples=0", *extra])
+
+
+def _steps(out: Path) -> list[tuple[int, bool]]:
+    """(step, is an evaluation record) of every line of the run's log."""
+    records = [json.loads(line) for line in (out / "logs" / "metrics.jsonl").read_text().splitlines()]
+    return [(r["step"], "eval/nll" in r) for r in records]
+
+
+def test_a_run_stopped_before_its_export_is_finished_by_resume(tmp_path, capsys):
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    _train(whole)
+    shutil.copytree(whole, cut)
+    # stopped after the last checkpoint, before the export: no model/, no metrics.json
+    shutil.rmtree(cut / "model")
+    (cut / "metrics.json").unlink()
+    _train(cut, "--resume")
+    assert "stopped before its export; finishing it" in capsys.readouterr().out
+    for name, tensor in load_file(whole / "model" / "model.safetensors").items():
+        torch.testing.assert_close(load_file(cut / "model" / "model.safetensors")[name], tensor, rtol=0, atol=0)
+    assert json.loads((cut / "metrics.json").read_text()) == json.loads((whole / "metrics.json").read_text())
+    with pytest.raises(SystemExit) as stopped:  # now it is finished
+        _train(cut, "--resume")
+    assert stopped.value.code == 2
+    assert "already reached step 4" in capsys.readouterr().err
+
+
+def test_a_resumed_run_logs_each_step_once(tmp_path):
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    _train(whole)
+    shutil.copytree(whole, cut)
+    # killed after logging steps 3 and 4 but before the step-4 checkpoint: resumed from step 2
+    shutil.rmtree(cut / "checkpoints" / "step-0000004")
+    (cut / "checkpoints" / "latest").write_text("step-0000002")
+    shutil.rmtree(cut / "model")
+    (cut / "metrics.json").unlink()
+    _train(cut, "--resume")
+    assert _steps(cut) == _steps(whole) == [(1, False), (2, False), (2, True), (3, False), (4, False), (4, True)]
