@@ -367,15 +367,19 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), cls: 
         if not isinstance(raw, dict):
             raise UserError(f"recipe {path} must be a mapping of keys to values")
     for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UserError(f"override {item!r} is not of the form key=value")
-        try:
-            parsed = load_yaml(value) if value.strip() else None
-        except yaml.YAMLError as e:
-            raise UserError(f"override {item!r}: the value is not valid YAML: {str(e).splitlines()[0]}") from None
-        _set_dotted(raw, key.strip(), parsed, cls)
+        _set_dotted(raw, *parse_override(item), cls)
     return from_dict(cls, raw)
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """A command-line `key.sub=value` as (key, value), the value read as YAML (empty: None)."""
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise UserError(f"override {item!r} is not of the form key=value")
+    try:
+        return key.strip(), load_yaml(value) if value.strip() else None
+    except yaml.YAMLError as e:
+        raise UserError(f"override {item!r}: the value is not valid YAML: {str(e).splitlines()[0]}") from None
 
 
 def from_dict(cls: type, raw: dict[str, Any], prefix: str = "") -> Any:

@@ -12,16 +12,17 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from seqgen.cli import main
-from seqgen.config import AdversarialConfig, ModelConfig, load_config
+from seqgen.config import load_config
 from seqgen.data.batch import Batch, Vocab
 from seqgen.data.synthetic.toy import ToyDistribution
 from seqgen.errors import UserError
 from seqgen.experiments.estimators import measure, recommend, run_estimators
 from seqgen.experiments.js_pi import fit_exact_js_pi
 from seqgen.metrics.exact import model_log_probs, support_tokens
+from seqgen.models.configs import RNNConfig
 from seqgen.models.rnn import RNNGenerator
-from seqgen.objectives import estimators
-from seqgen.objectives.adversarial import GeneratorPlayer, check_adversarial
+from seqgen.objectives import AdversarialConfig, estimators
+from seqgen.objectives.adversarial import GeneratorPlayer
 from seqgen.objectives.optimal_critic import (
     OracleCritic,
     critic_error,
@@ -39,7 +40,7 @@ VOCAB = Vocab(size=4 + TOY.vocab_size, pad_id=0, bos_id=1, eos_id=2, unk_id=3)
 
 def small_lstm(seed: int) -> RNNGenerator:
     torch.manual_seed(seed)
-    return RNNGenerator(VOCAB, ModelConfig(embedding_dim=2, hidden_dim=2, tie_embeddings=False), "lm").eval()
+    return RNNGenerator(VOCAB, RNNConfig(embedding_dim=2, hidden_dim=2, tie_embeddings=False), "lm").eval()
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +62,11 @@ def real_batches(count: int, size: int, seed: int) -> list[Batch]:
 
 def estimate(model, pi, count=200, size=64, **changes):
     """The harness's measurement of one estimator with the optimal critic at `model`."""
-    cfg = dataclasses.replace(AdversarialConfig(), pi=pi, temperature="constant", tau=1.0, **changes)
+    cfg = dataclasses.replace(AdversarialConfig(), pi=pi, tau_schedule="constant", tau=1.0, **changes)
     critic = OracleCritic(TOY, VOCAB, pi)
     critic.track(model)
     exact = exact_js_pi_gradient(model, TOY, pi)
-    return measure(GeneratorPlayer(model, cfg, 1), critic, real_batches(count, size, 1), exact,
+    return measure(GeneratorPlayer(model, critic, cfg, 1), real_batches(count, size, 1), exact,
                    torch.Generator().manual_seed(2))
 
 
@@ -76,7 +77,7 @@ def estimate(model, pi, count=200, size=64, **changes):
 def test_optimal_critic_is_d_star_on_sequences_and_multilinear_between_them(near_ml):
     critic = OracleCritic(TOY, VOCAB, 0.3)
     critic.track(near_ml)
-    tokens, lengths = support_tokens(VOCAB, TOY)
+    tokens, _lengths = support_tokens(VOCAB, TOY)
     targets, mask = tokens[:, 1:], tokens[:, 1:] != VOCAB.pad_id
     expected = optimal_logits(TOY.enumerate()[1].log(), model_log_probs(near_ml, TOY), 0.3)
     torch.testing.assert_close(critic(targets, mask), expected, rtol=1e-9, atol=1e-9)
@@ -191,7 +192,7 @@ def test_rebar_is_unbiased_for_one_categorical_and_lowers_the_variance():
 
 @pytest.mark.parametrize("changes, message", [
     ({"estimator": "reinforce", "baseline": "rloo", "rollouts_per_context": 1},
-     "baseline=rloo needs objective.adversarial.rollouts_per_context >= 2"),
+     "baseline=rloo needs objective.rollouts_per_context >= 2"),
     ({"rollouts_per_context": 0}, "rollouts_per_context must be >= 1"),
     ({"discount": 0.0}, "discount must be in (0, 1]"),
     ({"cv_weight": -1.0}, "cv_weight must be >= 0"),
@@ -200,13 +201,13 @@ def test_rebar_is_unbiased_for_one_categorical_and_lowers_the_variance():
 ])
 def test_bad_estimator_settings_are_refused(changes, message):
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
-        check_adversarial(dataclasses.replace(AdversarialConfig(), **changes))
+        AdversarialConfig(**changes)
 
 
 def test_rloo_with_one_rollout_is_one_line_and_exit_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", str(ROOT / "recipes/debug/lm_adv.yaml"), f"output_dir={tmp_path}",
-              "objective.adversarial.estimator=reinforce", "objective.adversarial.baseline=rloo"])
+              "objective.estimator=reinforce", "objective.baseline=rloo"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "rollouts_per_context >= 2" in err[0]
@@ -215,7 +216,7 @@ def test_rloo_with_one_rollout_is_one_line_and_exit_2(tmp_path, capsys):
 def test_oracle_critic_needs_a_toy_source(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", str(ROOT / "recipes/debug/lm_adv.yaml"), f"output_dir={tmp_path}",
-              "objective.adversarial.critic=oracle"])
+              "objective.critic.kind=oracle"])
     assert exit_info.value.code == 2
     assert "needs data.source=toy" in capsys.readouterr().err
 
@@ -239,14 +240,14 @@ TOY_RUN = ["task=lm", "data.source=toy", "tokenizer.kind=fixed", "data.batch_siz
            "data.synthetic.kind=joint", "data.synthetic.vocab_size=6", "data.synthetic.length=2",
            "data.synthetic.concentration=0.1", "data.synthetic.seed=3", "data.synthetic.num_train=256",
            "data.synthetic.num_validation=64", "data.synthetic.num_test=0", "model.embedding_dim=4",
-           "model.hidden_dim=4", "objective.name=adversarial", "objective.adversarial.critic_embedding_dim=8",
-           "objective.adversarial.critic_hidden_dim=8", "train.max_steps=3", "train.log_every=1",
+           "model.hidden_dim=4", "objective.name=adversarial", "objective.critic.embedding_dim=8",
+           "objective.critic.hidden_dim=8", "train.max_steps=3", "train.log_every=1",
            "train.eval_every=100", "train.save_every=100", "train.num_samples=0", "train.tensorboard=false"]
 
 
 def test_oracle_critic_trains_the_generator_alone(tmp_path):
-    train(load_config(None, [*TOY_RUN, "objective.adversarial.critic=oracle",
-                             "objective.adversarial.estimator=reinforce", f"output_dir={tmp_path}"]))
+    train(load_config(None, [*TOY_RUN, "objective.critic.kind=oracle",
+                             "objective.estimator=reinforce", f"output_dir={tmp_path}"]))
     assert (tmp_path / "model" / "model.safetensors").exists()
     assert not (tmp_path / "model" / "critic.safetensors").exists()  # nothing learned, nothing to export
     records = read_log(tmp_path / "logs" / "metrics.jsonl")
@@ -255,15 +256,15 @@ def test_oracle_critic_trains_the_generator_alone(tmp_path):
 
 
 def test_learned_critic_on_a_toy_logs_its_error_and_warms_up_first(tmp_path):
-    train(load_config(None, [*TOY_RUN, "objective.adversarial.critic_warmup_steps=4", "train.max_steps=2",
+    train(load_config(None, [*TOY_RUN, "objective.critic_warmup_steps=4", "train.max_steps=2",
                              "train.save_every=1", f"output_dir={tmp_path}"]))
     records = [r for r in read_log(tmp_path / "logs" / "metrics.jsonl") if "train/critic_error" in r]
     assert records and all(r["train/critic_error"] >= 0 and -1 <= r["train/critic_gradient_cosine"] <= 1
                            for r in records)
     # the critic took 4 warm-up updates and its one update of step 1, then one more at step 2
     steps = []
-    for name in ("step-0000001", "step-0000002"):  # optimizer_1: the critic's (prepared second)
-        state = torch.load(tmp_path / "checkpoints" / name / "optimizer_1.bin", weights_only=True)
+    for name in ("step-0000001", "step-0000002"):  # optimizer.bin: the critic's (its player is prepared first)
+        state = torch.load(tmp_path / "checkpoints" / name / "optimizer.bin", weights_only=True)
         steps.append(int(next(iter(state["state"].values()))["step"]))
     assert steps == [5, 6]
 
@@ -286,9 +287,9 @@ TASK_MODELS = {
 def test_each_estimator_trains_each_task_and_family_through_the_cli(tmp_path, task_model, estimator):
     recipe, model = TASK_MODELS[task_model]
     main(["train", str(ROOT / recipe), f"output_dir={tmp_path}", *model, "objective.name=adversarial",
-          f"objective.adversarial.estimator={estimator}", "objective.adversarial.baseline=rloo",
-          "objective.adversarial.rollouts_per_context=2", "objective.adversarial.critic_embedding_dim=8",
-          "objective.adversarial.critic_hidden_dim=8", "train.max_steps=2", "train.log_every=1",
+          f"objective.estimator={estimator}", "objective.baseline=rloo",
+          "objective.rollouts_per_context=2", "objective.critic.embedding_dim=8",
+          "objective.critic.hidden_dim=8", "train.max_steps=2", "train.log_every=1",
           "train.eval_every=2", "train.save_every=2", "train.num_samples=0", "train.tensorboard=false",
           "train.max_grad_norm=1000"])
     records = [r for r in read_log(tmp_path / "logs" / "metrics.jsonl") if "train/generator_loss" in r]

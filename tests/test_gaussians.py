@@ -18,7 +18,7 @@ from seqgen.experiments.gaussians import (
     score,
     spearman,
 )
-from seqgen.metrics.exact import binary_entropy
+from seqgen.functional import binary_entropy
 
 
 @pytest.fixture(scope="module")

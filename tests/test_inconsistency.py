@@ -46,7 +46,7 @@ def test_closed_form_optimum_needs_a_two_token_joint_toy():
 @pytest.mark.slow
 def test_small_study_converges_to_the_closed_form_optimum(tmp_path):
     # two tokens, three symbols, the notebook's size: seconds per run
-    result = run_inconsistency(tmp_path / "study", size="small", epsilons=(0.0, 0.5), oracle=False)
+    result = run_inconsistency(tmp_path / "study", size="tiny", epsilons=(0.0, 0.5), oracle=False)
     runs = {r["name"]: r for r in result.runs}
     assert list(runs) == ["teacher_forcing", "ss_eps0", "ss_eps0.5", "ss_annealed"]
     mi = result.toy["multi_information_p"]
@@ -88,14 +88,14 @@ def test_small_study_converges_to_the_closed_form_optimum(tmp_path):
 ])
 def test_bad_input_is_a_user_error_before_any_training(tmp_path, overrides, kwargs, message):
     with pytest.raises(UserError, match=message):
-        run_inconsistency(tmp_path / "study", overrides, **{"size": "small", **kwargs})
+        run_inconsistency(tmp_path / "study", overrides, **{"size": "tiny", **kwargs})
     assert not (tmp_path / "study" / "toy").exists()
 
 
 def test_a_folder_that_holds_something_is_not_overwritten_unless_asked(tmp_path):
     (tmp_path / "keep.txt").write_text("mine")
     with pytest.raises(UserError, match="not empty"):
-        run_inconsistency(tmp_path, QUICK, size="small", epsilons=(), oracle=False)
+        run_inconsistency(tmp_path, QUICK, size="tiny", epsilons=(), oracle=False)
     assert (tmp_path / "keep.txt").read_text() == "mine"
     assert not (tmp_path / "toy").exists()
 
@@ -125,7 +125,7 @@ def test_the_oracle_runs_read_the_seqgan_weights(tmp_path):
     oracle = [f"oracle.data.synthetic.weights={weights}", "oracle.data.synthetic.length=20",
               "oracle.data.synthetic.num_train=64", "oracle.data.synthetic.num_test=32",
               "oracle.train.max_steps=2"]
-    result = run_inconsistency(tmp_path, [*QUICK, *oracle], size="small", epsilons=())
+    result = run_inconsistency(tmp_path, [*QUICK, *oracle], size="tiny", epsilons=())
     info = result.oracle["oracle"]
     assert (info["vocab_size"], info["length"], info["weights"]) == (5000, 20, str(weights))
     # the oracle's entropy rate is 5.75 nats per token; two steps leave the model near uniform, log 5000 = 8.5

@@ -8,20 +8,20 @@ import pytest
 import torch
 
 from seqgen.cli import main
-from seqgen.config import ModelConfig
 from seqgen.data.batch import Vocab
 from seqgen.data.synthetic.toy import ToyDistribution
 from seqgen.errors import UserError
 from seqgen.experiments import gaussians, inconsistency, js_pi
 from seqgen.experiments.js_pi import fit_exact_js_pi, run_js_pi
+from seqgen.functional import binary_entropy
 from seqgen.metrics.exact import (
-    binary_entropy,
     js_pi_with_leak,
     model_log_probs,
     support_log_probs,
     toy_metrics,
 )
 from seqgen.metrics.exact import js_pi as exact_js_pi
+from seqgen.models.configs import RNNConfig
 from seqgen.models.rnn import RNNGenerator
 
 # The study's toy: six symbols, x2 nearly a function of x1.
@@ -29,7 +29,7 @@ TOY = ToyDistribution(6, 2, "joint", concentration=0.1, seed=3)
 # A few steps only: the wiring tests need trained runs, not converged ones.
 QUICK = ["train.max_steps=20", "data.synthetic.num_train=500", "adversarial.train.max_steps=4",
          "oracle.train.max_steps=4", "oracle.adversarial.train.max_steps=2"]
-QUICK_GAUSSIANS = gaussians.StudySize(grid_size=40, exact_steps=5, adversarial_steps=20, batch=32,
+QUICK_GAUSSIANS = gaussians.StudySize("tiny", grid_size=40, exact_steps=5, adversarial_steps=20, batch=32,
                                       critic_steps=1, hidden=8)
 
 
@@ -37,7 +37,7 @@ def small_lstm(seed: int) -> RNNGenerator:
     """The study's generator class (two hidden units) over the toy's fixed vocabulary, freshly drawn."""
     torch.manual_seed(seed)
     vocab = Vocab(size=4 + TOY.vocab_size, pad_id=0, bos_id=1, eos_id=2, unk_id=3)
-    return RNNGenerator(vocab, ModelConfig(embedding_dim=2, hidden_dim=2, tie_embeddings=False), "lm").eval()
+    return RNNGenerator(vocab, RNNConfig(embedding_dim=2, hidden_dim=2, tie_embeddings=False), "lm").eval()
 
 
 def test_support_log_probs_are_the_exact_metrics_and_carry_gradients():
@@ -73,10 +73,10 @@ def test_exact_fits_move_from_mass_covering_to_mode_seeking_as_pi_grows():
 
 
 @pytest.mark.slow
-def test_tiny_study_writes_every_file_and_metric(tmp_path, monkeypatch):
-    monkeypatch.setitem(gaussians.SIZES, "tiny", QUICK_GAUSSIANS)
+def test_tiny_study_writes_every_file_and_metric(tmp_path):
     out = tmp_path / "study"
-    result = run_js_pi(out, QUICK, size="tiny", pis=(0.9, 0.1), oracle_pis=(0.5,))
+    size = dataclasses.replace(js_pi.SIZES["tiny"], continuous=QUICK_GAUSSIANS)
+    result = run_js_pi(out, QUICK, size=size, pis=(0.9, 0.1), oracle_pis=(0.5,))
 
     runs = {r["name"]: r for r in result.toy["runs"]}
     assert list(runs) == ["teacher_forcing", "js_pi0.1_seed0", "js_pi0.9_seed0", "js_pi0.1_optimal_seed0",
@@ -140,13 +140,13 @@ def test_tiny_study_writes_every_file_and_metric(tmp_path, monkeypatch):
     ({"continuous_pis": (0.5,)}, [], "at least two values of pi"),
     ({"oracle_pis": ()}, [], "the oracle step needs at least one value of pi"),
     ({"continuous": False, "toy": False, "oracle": False}, [], "nothing to run"),
-    ({}, ["objective.adversarial.pi=0.3"], "objective.adversarial.pi is set by the study"),
+    ({}, ["objective.pi=0.3"], "objective.pi is set by the study"),
     ({}, ["adversarial.train.init_from=x"], "train.init_from is set by the study"),
     ({}, ["oracle.adversarial.objective=x"], "objective is set by the study"),
     ({}, ["oracle.output_dir=x"], "output_dir is set by the study"),
     ({"oracle": False}, ["oracle.train.lr=0.1"], "the oracle step is skipped"),
     ({"toy": False}, ["adversarial.train.lr=0.1"], "the sequence step is skipped"),
-    ({}, ["adversarial.objective.adversarial.critic=mlp"], "is not one of cnn, rnn, transformer"),
+    ({}, ["adversarial.objective.critic.kind=mlp"], "is not one of cnn, rnn, transformer"),
     ({}, ["model.hidden_dimension=4"], "unknown config key model.hidden_dimension"),
     ({}, ["oracle.data.synthetic.num_test=0"], "num_test must be at least 1"),
     ({}, ["oracle.data.synthetic.weights=missing.npz"], "oracle weights not found: missing.npz"),
@@ -171,7 +171,7 @@ def test_a_file_in_place_of_the_folder_is_a_user_error(tmp_path):
     (["--pis", "0.1,x"], "--pis must be comma-separated numbers"),
     (["--oracle-pis", "2"], "got 2 in oracle pis"),
     (["--no-continuous", "--no-toy", "--no-oracle"], "nothing to run"),
-    (["adversarial.objective.adversarial.pi=0.5"], "objective.adversarial.pi is set by the study"),
+    (["adversarial.objective.pi=0.5"], "objective.pi is set by the study"),
 ])
 def test_cli_bad_input_exits_with_one_line(tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit) as exit_info:
@@ -194,15 +194,14 @@ def test_cli_runs_the_study_and_lists_its_files(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_demo_runs_both_studies_into_their_own_folders(tmp_path, capsys, monkeypatch):
-    small = inconsistency.SIZES["small"]
-    monkeypatch.setitem(inconsistency.SIZES, "demo", inconsistency.StudySize(
+    small = inconsistency.SIZES["tiny"]
+    monkeypatch.setitem(inconsistency.SIZES, "demo", inconsistency.StudySize("demo",
         toy={**small.toy, "train": {**small.toy["train"], "max_steps": 10}},
         oracle={**small.oracle, "train": {**small.oracle["train"], "max_steps": 5}}))
     tiny = js_pi.SIZES["tiny"]
     monkeypatch.setitem(js_pi.SIZES, "demo", dataclasses.replace(
-        tiny, toy={**tiny.toy, "train": {**tiny.toy["train"], "max_steps": 10}},
+        tiny, name="demo", continuous=QUICK_GAUSSIANS, toy={**tiny.toy, "train": {**tiny.toy["train"], "max_steps": 10}},
         toy_adversarial={**tiny.toy_adversarial, "train": {**tiny.toy_adversarial["train"], "max_steps": 2}}))
-    monkeypatch.setitem(gaussians.SIZES, "tiny", QUICK_GAUSSIANS)
     monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # leave the test process's setting alone
     out = tmp_path / "demo"
     (out / "js_pi" / "toy").mkdir(parents=True)  # an earlier demo's folder is replaced

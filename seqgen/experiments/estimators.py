@@ -26,7 +26,6 @@ of least variance.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -38,14 +37,18 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from seqgen.config import AdversarialConfig
+from seqgen.config import from_dict
 from seqgen.data.batch import Batch
+from seqgen.data.sources import synthetic_distribution
 from seqgen.data.synthetic import ToyDistribution
 from seqgen.errors import UserError
+from seqgen.experiments.recipes import study_config
+from seqgen.experiments.report import aligned, markdown_table, write_results
 from seqgen.experiments.runs import study_folder, train_run
-from seqgen.experiments.tables import aligned, markdown_table
+from seqgen.experiments.sizes import study_size
 from seqgen.metrics.exact import support_tokens
 from seqgen.models.base import Generator
+from seqgen.objectives import AdversarialConfig
 from seqgen.objectives.adversarial import CriticPlayer, GeneratorPlayer, build_critic_from
 from seqgen.objectives.optimal_critic import OracleCritic, cosine, critic_report, exact_js_pi_gradient
 
@@ -69,6 +72,7 @@ class HarnessSize:
     """How much work the harness does.
 
     Attributes:
+        name: its name in the studies' size vocabulary (`seqgen.experiments.sizes`).
         study: the JS_π study's size whose toy recipe trains the starting model and whose adversarial
             recipe sets the learned critic's architecture and learning rate.
         estimates: independent estimates per estimator, π and critic.
@@ -76,6 +80,7 @@ class HarnessSize:
         critic_steps: updates of the learned critic against the starting model, per π.
     """
 
+    name: str
     study: str
     estimates: int
     batch: int
@@ -85,9 +90,9 @@ class HarnessSize:
 SIZES = {
     # near the teacher-forcing fit ∇JS_π is small at small π (it vanishes at the maximum-likelihood fit as
     # π → 0), and one estimate's variance is hundreds of times its square: thousands of estimates
-    "full": HarnessSize(study="full", estimates=4000, batch=64, critic_steps=2000),
-    "demo": HarnessSize(study="demo", estimates=1000, batch=64, critic_steps=1000),
-    "tiny": HarnessSize(study="tiny", estimates=20, batch=32, critic_steps=50),
+    "full": HarnessSize("full", study="full", estimates=4000, batch=64, critic_steps=2000),
+    "demo": HarnessSize("demo", study="demo", estimates=1000, batch=64, critic_steps=1000),
+    "tiny": HarnessSize("tiny", study="tiny", estimates=20, batch=32, critic_steps=50),
 }
 
 
@@ -119,16 +124,16 @@ class EstimatorsResult:
         return "\n".join(lines)
 
 
-def measure(player: GeneratorPlayer, critic: torch.nn.Module, batches: Sequence[Batch], exact: Sequence[Tensor],
+def measure(player: GeneratorPlayer, batches: Sequence[Batch], exact: Sequence[Tensor],
             generator: torch.Generator) -> dict[str, float]:
     """Draw one gradient estimate per batch through `player` and compare them with `exact`.
 
     Args:
-        player: the generator player (its generator in eval mode, gradients on).
-        critic: the critic it scores rollouts with.
+        player: the generator player (its generator in eval mode, gradients on), holding the critic it
+            scores rollouts with.
         batches: the real batches (their sizes set the rollouts per estimate).
         exact: the exact gradient, one tensor per generator parameter.
-        generator: the rollouts' randomness.
+        generator: the rollouts' randomness, shared by every estimate in turn.
 
     Returns:
         averaged_cosine, batch_cosine, norm_ratio, relative_variance, seconds (per estimate), exact_norm.
@@ -138,7 +143,7 @@ def measure(player: GeneratorPlayer, critic: torch.nn.Module, batches: Sequence[
     estimates = []
     started = time.perf_counter()
     for batch in batches:
-        loss, _ = player(batch, 0, critic, generator)
+        loss, _ = player(batch, 0, generator)
         grads = torch.autograd.grad(loss, params, allow_unused=True)
         estimates.append(torch.cat([(torch.zeros_like(w) if g is None else g).reshape(-1).double()
                                     for w, g in zip(params, grads)]))
@@ -153,7 +158,7 @@ def measure(player: GeneratorPlayer, critic: torch.nn.Module, batches: Sequence[
             "seconds": seconds, "exact_norm": float(target.norm())}
 
 
-def run_estimators(out_dir: str | Path, *, size: str = "full", pis: Sequence[float] = PIS,
+def run_estimators(out_dir: str | Path, *, size: str | HarnessSize = "full", pis: Sequence[float] = PIS,
                    estimators: Sequence[str] = tuple(ESTIMATORS), critics: Sequence[str] = CRITICS,
                    seed: int = 0, overwrite: bool = False) -> EstimatorsResult:
     """Measure every estimator against the exact ∇JS_π on the toy; write results.json, report.md and
@@ -161,7 +166,7 @@ def run_estimators(out_dir: str | Path, *, size: str = "full", pis: Sequence[flo
 
     Args:
         out_dir: the harness's folder.
-        size: "full", "demo" or "tiny" (`SIZES`).
+        size: a `HarnessSize`, or its name: "full", "demo" or "tiny" (`SIZES`).
         pis: class priors, each in (0, 1).
         estimators: names of `ESTIMATORS`.
         critics: "optimal" (D*) and/or "learned".
@@ -171,8 +176,7 @@ def run_estimators(out_dir: str | Path, *, size: str = "full", pis: Sequence[flo
     Raises:
         UserError: an unknown size, estimator or critic, a bad π, or a folder that holds something.
     """
-    if size not in SIZES:
-        raise UserError(f"unknown harness size {size!r}; use one of {', '.join(SIZES)}")
+    spec = study_size(SIZES, size)
     unknown = [name for name in estimators if name not in ESTIMATORS] + [c for c in critics if c not in CRITICS]
     if unknown:
         raise UserError(f"unknown estimator or critic {unknown[0]!r}; estimators: {', '.join(ESTIMATORS)}; "
@@ -181,23 +185,22 @@ def run_estimators(out_dir: str | Path, *, size: str = "full", pis: Sequence[flo
     if not pis or not all(0 < pi < 1 for pi in pis):
         raise UserError(f"every class prior pi must be in (0, 1), got {pis}")
     out = study_folder(out_dir, overwrite)
-    spec = SIZES[size]
     from seqgen.experiments import js_pi  # the study's recipes (js_pi imports this module's results)
 
-    study = js_pi.SIZES[spec.study]
-    cfg = js_pi.load_study_config(study.toy, out / "teacher_forcing")
-    toy = ToyDistribution.from_config(cfg.data.synthetic)
+    study = study_size(js_pi.SIZES, spec.study)
+    cfg = study_config(study.toy, out / "teacher_forcing")
+    toy = synthetic_distribution(cfg.data)
     print(f"estimators: teacher forcing on the toy ({toy.vocab_size} symbols, length {toy.max_length}) as the start")
     model, _ = train_run(cfg)
     model.requires_grad_(True)
     start = js_pi.measure_toy(model, toy, None)
-    adversarial = AdversarialConfig(**study.toy_adversarial["objective"]["adversarial"])
+    adversarial = from_dict(AdversarialConfig, study.toy_adversarial["objective"], "objective.")
     rng = torch.Generator().manual_seed(seed)
     real = _RealBatches(model, toy, rng)
     rows = []
     for pi in pis:
         exact = exact_js_pi_gradient(model, toy, pi)
-        base = dataclasses.replace(adversarial, pi=pi, temperature="constant")
+        base = dataclasses.replace(adversarial, pi=pi, tau_schedule="constant")
         for critic_kind in critics:
             critic, extra = _critic(critic_kind, base, model, toy, spec, real, rng)
             for name in estimators:
@@ -205,13 +208,13 @@ def run_estimators(out_dir: str | Path, *, size: str = "full", pis: Sequence[flo
                 k = cfg_e.rollouts_per_context
                 batches = [real.draw(spec.batch // k) for _ in range(spec.estimates)]
                 row = {"critic": critic_kind, "pi": pi, "estimator": name,
-                       **measure(GeneratorPlayer(model, cfg_e, 1), critic, batches, exact, rng), **extra}
+                       **measure(GeneratorPlayer(model, critic, cfg_e, 1), batches, exact, rng), **extra}
                 rows.append(row)
                 print(f"  π = {pi:<5g} {critic_kind:<8} {name:<17} averaged cosine {row['averaged_cosine']:+.3f}  "
                       f"per batch {row['batch_cosine']:+.3f}  norm ratio {row['norm_ratio']:.2f}  "
                       f"variance {row['relative_variance']:.3g}")
     result = EstimatorsResult(toy={"vocab_size": toy.vocab_size, "length": toy.max_length,
-                                   "start": start, "size": size, "seed": seed},
+                                   "start": start, "size": spec.name, "seed": seed},
                               rows=rows, recommended=recommend(rows))
     result.files = _write(result, out)
     return result
@@ -237,13 +240,10 @@ def _critic(kind: str, cfg: AdversarialConfig, model: Generator, toy: ToyDistrib
         critic.track(model)
         return critic, {}
     critic = build_critic_from(cfg, model.vocab, "lm")
-    player, sampler = CriticPlayer(critic, cfg), GeneratorPlayer(model, cfg, 1)
+    player = CriticPlayer(critic, GeneratorPlayer(model, critic, cfg, 1), cfg)
     optimizer = torch.optim.AdamW(critic.parameters(), lr=cfg.critic_lr)
     for _ in range(spec.critic_steps):
-        batch = real.draw(spec.batch)
-        with torch.no_grad():
-            fake = sampler.rollout(batch, 0, rng=rng)
-        loss, _ = player(batch, fake, rng)
+        loss, _ = player(real.draw(spec.batch), 0, rng)  # one stream, drawn in turn by every consumer
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -296,8 +296,7 @@ def _rows(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
 def _write(result: EstimatorsResult, out: Path) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     files = {"results": out / "results.json", "report": out / "report.md", "figure": out / "estimators.png"}
-    files["results"].write_text(json.dumps({"toy": result.toy, "rows": result.rows,
-                                            "recommended": result.recommended}, indent=2), encoding="utf-8")
+    write_results(files["results"], {"toy": result.toy, "rows": result.rows, "recommended": result.recommended})
     _plot(result.rows, files["figure"])
     start = result.toy["start"]
     lines = ["# Generator gradient estimators against the exact ∇JS_π", "",

@@ -1,4 +1,4 @@
-"""Scheduled sampling's inconsistency, measured (SCIENCE.md section 2).
+"""Scheduled sampling's inconsistency, measured (docs/theory/objectives.md#scheduled-sampling).
 
 On an enumerable toy distribution P, one model class that can represent every distribution of the toy
 is trained by teacher forcing, by scheduled sampling at fixed ε (the probability of feeding the gold
@@ -23,7 +23,6 @@ by NLL_oracle (sample quality) and NLL_test (coverage).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,15 +30,18 @@ from typing import Any
 
 import torch
 
-from seqgen.config import RunConfig, load_config
-from seqgen.data.sources import split_seed
+from seqgen.config import RunConfig
+from seqgen.data.sources import split_seed, synthetic_distribution
 from seqgen.data.synthetic import OracleLSTM, ToyDistribution
 from seqgen.errors import UserError
 from seqgen.experiments.plots import plot_heatmaps, plot_kl_against_epsilon
-from seqgen.experiments.runs import as_overrides, study_folder, train_run
-from seqgen.experiments.tables import aligned, markdown_table
+from seqgen.experiments.recipes import QUIET_TRAIN, Recipe, group_overrides, merge, study_config
+from seqgen.experiments.report import aligned, figure_links, markdown_document, markdown_table, write_results
+from seqgen.experiments.runs import study_folder, train_run
+from seqgen.experiments.sizes import study_size
 from seqgen.metrics.exact import kl, model_log_probs, toy_metrics
 from seqgen.metrics.oracle import oracle_metrics
+from seqgen.metrics.scheduled_sampling import check_epsilon, closed_form_optimum, two_token
 from seqgen.models.base import Generator
 
 EPSILONS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -50,14 +52,11 @@ KL_TOLERANCE = 0.02
 """Nats: how close a run must come to its population optimum (P, ∏_t P_t or Q*_ε) to count as there."""
 MULTI_INFORMATION_TOLERANCE = 0.10
 """Relative: how close KL[P‖Q] of an ε = 0 run must come to P's multi-information."""
-STUDY_KEYS = ("task", "output_dir", "data.source", "tokenizer.kind", "objective.name",
-              "objective.scheduled_sampling.schedule", "objective.scheduled_sampling.epsilon",
-              "objective.scheduled_sampling.k", "objective.scheduled_sampling.c",
-              "objective.scheduled_sampling.epsilon_min", "objective.scheduled_sampling.unit")
+STUDY_KEYS = ("task", "output_dir", "data.source", "tokenizer.kind", "objective.name", "objective.schedule",
+              "objective.epsilon", "objective.k", "objective.c", "objective.epsilon_min", "objective.unit")
 """Recipe keys that the study sets for each run itself; an override may not change them."""
 
-_TRAIN = {"lr_schedule": "linear", "log_every": 50, "eval_every": 10**9, "save_every": 10**9,
-          "keep_last": 1, "num_samples": 0, "tensorboard": False}
+_TRAIN = {**QUIET_TRAIN, "lr_schedule": "linear", "log_every": 50}
 """Training settings common to every run: a decaying learning rate (the KL targets need the last steps
 to settle), and no evaluation or checkpoint but the final one."""
 
@@ -67,13 +66,15 @@ class StudySize:
     """How big the study is: the recipes of its toy and oracle runs, before overrides.
 
     Attributes:
+        name: its name in the studies' size vocabulary (`seqgen.experiments.sizes`).
         toy: the toy runs' recipe (nested dict of `RunConfig` keys).
         oracle: the oracle runs' recipe; its test split (`data.synthetic.num_test` sequences) gives
             NLL_test, and as many model samples give NLL_oracle.
     """
 
-    toy: dict[str, Any]
-    oracle: dict[str, Any]
+    name: str
+    toy: Recipe
+    oracle: Recipe
 
 
 def _toy_recipe(vocab_size: int, num_train: int, hidden: int, steps: int, batch: int, lr: float) -> dict:
@@ -101,14 +102,14 @@ def _oracle_recipe(vocab_size: int, length: int, num_train: int, num_test: int, 
 SIZES = {
     # The oracle as SeqGAN's (length 20, embedding and hidden size 32, 10,000 sequences, batch 64) but with
     # 100 tokens; oracle.data.synthetic.weights=PATH.npz loads SeqGAN's own 5000-token weights.
-    "full": StudySize(toy=_toy_recipe(6, 100_000, 64, 800, 512, 0.01),
+    "full": StudySize("full", toy=_toy_recipe(6, 100_000, 64, 800, 512, 0.01),
                       oracle=_oracle_recipe(100, 20, 10_000, 5_000, 32, 3000, 64, 0.01)),
     # `seqgen demo`: minutes on two CPU cores
-    "demo": StudySize(toy=_toy_recipe(4, 20_000, 32, 400, 512, 0.02),
+    "demo": StudySize("demo", toy=_toy_recipe(4, 20_000, 32, 400, 512, 0.02),
                       oracle=_oracle_recipe(30, 10, 5_000, 2_000, 32, 300, 64, 0.01)),
     # notebooks and tests: seconds per run, three symbols
-    "small": StudySize(toy=_toy_recipe(3, 10_000, 32, 200, 256, 0.03),
-                       oracle=_oracle_recipe(20, 8, 2_000, 500, 32, 100, 64, 0.01)),
+    "tiny": StudySize("tiny", toy=_toy_recipe(3, 10_000, 32, 200, 256, 0.03),
+                      oracle=_oracle_recipe(20, 8, 2_000, 500, 32, 100, 64, 0.01)),
 }
 
 
@@ -138,46 +139,10 @@ class StudyResult:
 
 
 # ---------------------------------------------------------------------------------------------------
-# The closed form
-
-
-def closed_form_optimum(toy: ToyDistribution, epsilon: float) -> torch.Tensor:
-    """Q*_ε(x1, x2) = P(x1)·(ε·P(x2 | x1) + (1 − ε)·P(x2)): the population optimum of scheduled sampling
-    on a two-token distribution, when no gradient flows through the model's samples (SCIENCE.md §2).
-
-    Args:
-        toy: a `joint` toy of length 2.
-        epsilon: the probability of feeding the gold first token, in [0, 1].
-
-    Returns:
-        (V·V,) float64 probabilities in `toy.support()` order (x1 major), summing to 1.
-
-    Raises:
-        UserError: the toy is not a two-token joint table, or ε is outside [0, 1].
-    """
-    if not _two_token(toy):
-        raise UserError(f"the closed-form optimum needs a two-token joint toy, got kind={toy.kind} "
-                        f"length={toy.max_length}")
-    _check_epsilon(epsilon)
-    p = toy.log_table.exp()  # (V, V): P(x1, x2)
-    p1, p2 = p.sum(1, keepdim=True), p.sum(0, keepdim=True)  # (V, 1), (1, V)
-    return (p1 * (epsilon * p / p1 + (1 - epsilon) * p2)).flatten()
-
-
-def _check_epsilon(epsilon: float) -> None:
-    if not 0.0 <= epsilon <= 1.0:
-        raise UserError(f"scheduled sampling's epsilon must be in [0, 1], got {epsilon}")
-
-
-def _two_token(toy: ToyDistribution) -> bool:
-    return toy.kind == "joint" and toy.max_length == 2
-
-
-# ---------------------------------------------------------------------------------------------------
 # The study
 
 
-def run_inconsistency(out_dir: str | Path, overrides: Sequence[str] = (), *, size: str = "full",
+def run_inconsistency(out_dir: str | Path, overrides: Sequence[str] = (), *, size: str | StudySize = "full",
                       epsilons: Sequence[float] = EPSILONS, oracle: bool = True,
                       overwrite: bool = False) -> StudyResult:
     """Train and measure every run of the study; write results.json, report.md and the figures.
@@ -196,7 +161,8 @@ def run_inconsistency(out_dir: str | Path, overrides: Sequence[str] = (), *, siz
         overrides: `key=value` recipe overrides of the toy runs (e.g. `data.synthetic.vocab_size=3`,
             `train.max_steps=800`); `oracle.key=value` overrides the oracle runs (e.g.
             `oracle.data.synthetic.weights=PATH.npz`). The keys of `STUDY_KEYS` are the study's own.
-        size: "full", "demo" or "small" (`SIZES`): the recipes before overrides.
+        size: a `StudySize`, or its name: "full", "demo" or "tiny" (`SIZES`; "small" is "tiny"):
+            the recipes before overrides.
         epsilons: the fixed ε of the scheduled-sampling runs, each in [0, 1].
         oracle: also compare the objectives on an oracle LSTM.
         overwrite: replace what `out_dir` holds (otherwise a folder that is not empty is an error).
@@ -205,31 +171,24 @@ def run_inconsistency(out_dir: str | Path, overrides: Sequence[str] = (), *, siz
         UserError: an unknown size, a bad ε or override, a folder that already holds something, or any
             error of the runs' recipes.
     """
-    if size not in SIZES:
-        raise UserError(f"unknown study size {size!r}; use one of {', '.join(SIZES)}")
+    spec = study_size(SIZES, size)
     epsilons = list(dict.fromkeys(float(e) for e in epsilons))
     for e in epsilons:
-        _check_epsilon(e)
+        check_epsilon(e)
     out = study_folder(out_dir, overwrite)
-    toy_overrides = [o for o in overrides if not o.startswith("oracle.")]
-    oracle_overrides = [o.removeprefix("oracle.") for o in overrides if o.startswith("oracle.")]
-    for item in overrides:
-        key = item.partition("=")[0].strip().removeprefix("oracle.")
-        if any(key == k or key.startswith(k + ".") or k.startswith(key + ".") for k in STUDY_KEYS):
-            raise UserError(f"{key} is set by the study for each run and cannot be overridden")
-
-    if oracle_overrides and not oracle:
+    groups = group_overrides(overrides, ["oracle."], STUDY_KEYS)
+    toy_recipe, oracle_recipe = merge(spec.toy, groups[""]), merge(spec.oracle, groups["oracle."])
+    if groups["oracle."] and not oracle:
         raise UserError("oracle.* overrides were given but the oracle runs are skipped")
 
     # Every recipe is checked before the first run starts, the oracle's too.
-    spec = SIZES[size]
-    base = _config(spec.toy, toy_overrides, out / "toy" / "base")
-    toy = ToyDistribution.from_config(base.data.synthetic)
+    base = study_config(toy_recipe, out / "toy" / "base")
+    toy = synthetic_distribution(base.data)
     if not toy.fixed_length:
         raise UserError("the study needs a fixed-length toy (data.synthetic.kind=joint): over sequences of "
                         "several lengths, ∏_t P_t is not a distribution of the toy's sequences")
-    oracle_base = _config(spec.oracle, oracle_overrides, out / "oracle" / "base") if oracle else None
-    oracle_lstm = OracleLSTM.from_config(oracle_base.data.synthetic) if oracle_base else None
+    oracle_base = study_config(oracle_recipe, out / "oracle" / "base") if oracle else None
+    oracle_lstm = synthetic_distribution(oracle_base.data) if oracle_base else None
     if oracle_base is not None and oracle_base.data.synthetic.num_test < 1:
         raise UserError("oracle.data.synthetic.num_test must be at least 1: the test split gives NLL_test")
     out.mkdir(parents=True, exist_ok=True)
@@ -241,7 +200,7 @@ def run_inconsistency(out_dir: str | Path, overrides: Sequence[str] = (), *, siz
     runs, tables = [], {}
     plan = _toy_plan(epsilons, base.train.max_steps)
     for i, (name, entry, objective) in enumerate(plan, 1):
-        cfg = _config(spec.toy, toy_overrides + objective, out / "toy" / name)
+        cfg = study_config(merge(toy_recipe, objective), out / "toy" / name)
         generator, seconds = train_run(cfg)
         row, q = _measure_toy(generator, toy, entry)
         runs.append({"name": name, **row, "steps": cfg.train.max_steps, "seconds": round(seconds, 2),
@@ -254,31 +213,23 @@ def run_inconsistency(out_dir: str | Path, overrides: Sequence[str] = (), *, siz
 
     oracle_result = None
     if oracle_base is not None:
-        oracle_result = _oracle_study(spec.oracle, oracle_overrides, oracle_base, oracle_lstm, out)
+        oracle_result = _oracle_study(oracle_recipe, oracle_base, oracle_lstm, out)
     result = StudyResult(toy=toy_info, runs=runs, oracle=oracle_result, checks=_checks(runs, toy_info))
     result.files = _write(result, toy, tables, out)
     return result
 
 
-def _config(recipe: dict[str, Any], overrides: list[str], output_dir: Path) -> RunConfig:
-    """The run's config: `recipe`, then `overrides`, then its folder; checked as `seqgen train` would."""
-    from seqgen.recipes import check_recipe
-
-    folder = f"output_dir={json.dumps(str(output_dir))}"
-    cfg = load_config(None, [*as_overrides(recipe), *overrides, folder])
-    check_recipe(cfg)
-    return cfg
+TEACHER_FORCING: Recipe = {"objective": {"name": "teacher_forcing"}}
 
 
-def _toy_plan(epsilons: list[float], max_steps: int) -> list[tuple[str, dict[str, Any], list[str]]]:
-    """(run name, its results entry so far, its objective overrides) of every toy run."""
-    ss = "objective.scheduled_sampling"
+def _toy_plan(epsilons: list[float], max_steps: int) -> list[tuple[str, dict[str, Any], Recipe]]:
+    """(run name, its results entry so far, its objective) of every toy run."""
     plan = [("teacher_forcing", {"method": "teacher_forcing", "epsilon": None, "schedule": None,
-                                 "closed_form_epsilon": 1.0}, ["objective.name=teacher_forcing"])]
+                                 "closed_form_epsilon": 1.0}, TEACHER_FORCING)]
     for e in epsilons:
         plan.append((f"ss_eps{e:g}", {"method": "scheduled_sampling", "epsilon": e, "schedule": "constant",
                                       "closed_form_epsilon": e},
-                     ["objective.name=scheduled_sampling", f"{ss}.schedule=constant", f"{ss}.epsilon={e}"]))
+                     {"objective": {"name": "scheduled_sampling", "schedule": "constant", "epsilon": e}}))
     plan.append(("ss_annealed", {"method": "scheduled_sampling", "epsilon": None,
                                  "schedule": _annealed_schedule(max_steps), "closed_form_epsilon": 0.0},
                  _annealed(max_steps)))
@@ -289,10 +240,9 @@ def _annealed_schedule(max_steps: int) -> str:
     return f"linear: ε from 1 to 0 by step {round(ANNEAL_FRACTION * max_steps)}, then 0"
 
 
-def _annealed(max_steps: int) -> list[str]:
-    ss = "objective.scheduled_sampling"
-    return ["objective.name=scheduled_sampling", f"{ss}.schedule=linear", f"{ss}.unit=step", f"{ss}.k=1.0",
-            f"{ss}.c={1.0 / (ANNEAL_FRACTION * max_steps)!r}", f"{ss}.epsilon_min=0.0"]
+def _annealed(max_steps: int) -> Recipe:
+    return {"objective": {"name": "scheduled_sampling", "schedule": "linear", "unit": "step", "k": 1.0,
+                          "c": 1.0 / (ANNEAL_FRACTION * max_steps), "epsilon_min": 0.0}}
 
 
 def _describe_toy(toy: ToyDistribution, cfg: RunConfig) -> dict[str, Any]:
@@ -319,7 +269,7 @@ def _measure_toy(generator: Generator, toy: ToyDistribution,
                                                "multi_information_p")},
            "kl_q_closed_form": None, "kl_p_closed_form": None,
            "tv_p_q": metrics["tv_p_q"], "q_mass_outside": metrics["q_mass_outside"]}
-    if _two_token(toy):
+    if two_token(toy):
         optimum = closed_form_optimum(toy, entry["closed_form_epsilon"])
         row["kl_q_closed_form"] = kl(q, optimum)
         row["kl_p_closed_form"] = kl(toy.enumerate()[1], optimum)
@@ -338,19 +288,18 @@ def describe_oracle(base: RunConfig, oracle: OracleLSTM) -> dict[str, Any]:
             "num_train": syn.num_train, "num_samples": n, "nll_oracle_own_samples": own}
 
 
-def _oracle_study(recipe: dict[str, Any], overrides: list[str], base: RunConfig, oracle: OracleLSTM,
-                  out: Path) -> dict[str, Any]:
+def _oracle_study(recipe: Recipe, base: RunConfig, oracle: OracleLSTM, out: Path) -> dict[str, Any]:
     """Teacher forcing against scheduled sampling annealed to 0 on the oracle LSTM of `base`."""
     info = describe_oracle(base, oracle)
     n, seed = info["num_samples"], split_seed(base.seed, "test")  # the runs' test split
     plan = [("teacher_forcing", {"method": "teacher_forcing", "schedule": None},
-             ["objective.name=teacher_forcing"]),
+             TEACHER_FORCING),
             ("ss_annealed", {"method": "scheduled_sampling",
                              "schedule": _annealed_schedule(base.train.max_steps)},
              _annealed(base.train.max_steps))]
     runs = []
     for i, (name, entry, objective) in enumerate(plan, 1):
-        cfg = _config(recipe, overrides + objective, out / "oracle" / name)
+        cfg = study_config(merge(recipe, objective), out / "oracle" / name)
         generator, seconds = train_run(cfg)
         metrics = oracle_metrics(generator, oracle.to(generator.input_embeddings.device), n, seed)
         runs.append({"name": name, **entry, **metrics, "steps": cfg.train.max_steps,
@@ -436,9 +385,9 @@ def _text_table(result: StudyResult) -> str:
 def _write(result: StudyResult, toy: ToyDistribution, tables: dict[str, torch.Tensor],
            out: Path) -> dict[str, Path]:
     files = {"results": out / "results.json", "report": out / "report.md"}
-    files["results"].write_text(json.dumps({"toy": result.toy, "runs": result.runs, "oracle": result.oracle,
-                                            "checks": result.checks}, indent=2), encoding="utf-8")
-    if _two_token(toy):
+    write_results(files["results"], {"toy": result.toy, "runs": result.runs, "oracle": result.oracle,
+                                     "checks": result.checks})
+    if two_token(toy):
         grid = torch.linspace(0, 1, 101, dtype=torch.float64)
         p = toy.enumerate()[1]
         curve = [kl(p, closed_form_optimum(toy, float(e))) for e in grid]
@@ -453,11 +402,11 @@ def _write(result: StudyResult, toy: ToyDistribution, tables: dict[str, torch.Te
                 panels[title] = tables[name]
         files["heatmaps"] = out / "heatmaps.png"
         plot_heatmaps({k: v.view(V, V).tolist() for k, v in panels.items()}, toy.symbols, files["heatmaps"])
-    files["report"].write_text(_report(result, files), encoding="utf-8")
+    files["report"].write_text(_report(result, files, out), encoding="utf-8")
     return files
 
 
-def _report(result: StudyResult, files: dict[str, Path]) -> str:
+def _report(result: StudyResult, files: dict[str, Path], out: Path) -> str:
     toy = result.toy
     lines = ["# Scheduled sampling's inconsistency, measured", "",
              (f"Toy P: a random `{toy['kind']}` table over {toy['vocab_size']} symbols × length "
@@ -482,11 +431,7 @@ def _report(result: StudyResult, files: dict[str, Path]) -> str:
                    "−E_P log Q / T (coverage; its floor is the oracle's own entropy rate, estimated by the "
                    "last row)."), "",
                   markdown_table(*_oracle_rows(result))]
-    figures = [(name, path) for name, path in files.items() if path.suffix == ".png"]
-    if figures:
-        lines += ["", "## Figures", ""]
-        lines += [f"![{name}]({path.name})" for name, path in figures]
-    return "\n".join(lines) + "\n"
+    return markdown_document([*lines, *figure_links(files, out)])
 
 
 def _reading(result: StudyResult) -> str:

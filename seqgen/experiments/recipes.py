@@ -12,9 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from seqgen.config import RunConfig, from_dict, load_yaml
+from seqgen.config import RunConfig, from_dict, parse_override
 from seqgen.errors import UserError
 
 Recipe = dict[str, Any]
@@ -41,14 +39,7 @@ def parse_overrides(items: Sequence[str]) -> Recipe:
     """`key.sub=value` items (the command line's) as one nested recipe; each value is read as YAML."""
     out: Recipe = {}
     for item in items:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise UserError(f"override {item!r} is not of the form key=value")
-        try:
-            parsed = load_yaml(value) if value.strip() else None
-        except yaml.YAMLError as e:
-            raise UserError(f"override {item!r}: the value is not valid YAML: {str(e).splitlines()[0]}") from None
+        key, parsed = parse_override(item)
         *parents, leaf = key.split(".")
         node = out
         for part in parents:

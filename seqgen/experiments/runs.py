@@ -1,30 +1,16 @@
-"""How the studies make their training runs: recipes, nested dicts of `RunConfig` keys, written as the
-`key=value` overrides that `load_config` reads, and one run trained quietly."""
+"""How the studies make their training runs: a study's folder, checked before any work, and one run
+trained quietly (the recipes are `seqgen.experiments.recipes`)."""
 
 from __future__ import annotations
 
 import contextlib
 import io
-import json
 import time
 from pathlib import Path
-from typing import Any
 
 from seqgen.config import RunConfig
 from seqgen.errors import UserError
 from seqgen.models.base import Generator
-
-
-def as_overrides(recipe: dict[str, Any], prefix: str = "") -> list[str]:
-    """A nested recipe as `a.b=value` overrides, each value written as JSON, which `load_config` reads back
-    unchanged (numbers in exponent notation included)."""
-    items = []
-    for key, value in recipe.items():
-        if isinstance(value, dict):
-            items += as_overrides(value, f"{prefix}{key}.")
-        else:
-            items.append(f"{prefix}{key}={json.dumps(value)}")
-    return items
 
 
 def study_folder(out_dir: str | Path, overwrite: bool) -> Path:

@@ -1,4 +1,5 @@
-"""Exact divergences between an enumerable toy distribution P and a model Q (SCIENCE.md sections 3-4).
+"""Exact divergences between an enumerable toy distribution P and a model Q
+(docs/theory/metrics.md#exact-divergences-on-enumerable-toys).
 
 Every sequence a `ToyDistribution` can produce is listed, the model scores all of them, and the
 divergences are sums over explicit float64 probability vectors: no sampling, no estimate.
@@ -183,7 +184,8 @@ def product_of_marginals(seqs: Sequence[Sequence[int]], p: Tensor | Sequence[flo
 def kl_to_product_of_marginals(q: Tensor | Sequence[float], seqs: Sequence[Sequence[int]],
                                p: Tensor | Sequence[float]) -> float:
     """KL[Q‖∏_t P_t]: how far Q is from the product of P's position marginals, the optimum of
-    scheduled sampling that always feeds its own samples (SCIENCE.md section 2; for variable-length
+    scheduled sampling that always feeds its own samples
+    (docs/theory/objectives.md#the-optimum-is-the-product-of-marginals; for variable-length
     sequences the analogy is looser, see `product_of_marginals`).
 
     Exact as a KL between distributions over END-padded strings: Q has no mass outside `seqs`.

@@ -1,4 +1,5 @@
-"""Held-out likelihood: per-token NLL (nats), perplexity and bits per token (SCIENCE.md section 4)."""
+"""Held-out likelihood: per-token NLL (nats), perplexity and bits per token
+(docs/theory/metrics.md#likelihood)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""NLL_oracle and NLL_test of a generator against a synthetic oracle P with exact log P (SCIENCE.md §4).
+"""NLL_oracle and NLL_test of a generator against a synthetic oracle P with exact log P
+(docs/theory/metrics.md#oracle-nlls).
 
     NLL_oracle = -E_{x∼Q} log P(x) / T   (quality: how plausible the model's samples are to the oracle)
     NLL_test   = -E_{x∼P} log Q(x) / T   (coverage: KL[P‖Q]/T + the oracle's entropy rate)

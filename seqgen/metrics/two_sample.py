@@ -3,7 +3,8 @@
 A small GRU classifier D(x) = P(real | x) is trained on half of a balanced set of real and generated
 sentences, its number of epochs is chosen on a quarter, and it is scored on the last quarter, which
 neither training nor the choice saw. Two lower bounds on the Jensen-Shannon divergence
-JS_{1/2}[P‖Q] (nats, at most log 2) follow from the held-out quarter (SCIENCE.md section 3):
+JS_{1/2}[P‖Q] (nats, at most log 2) follow from the held-out quarter
+(docs/theory/metrics.md#lower-bounds-on-the-jensen-shannon-divergence):
 
 - the critic bound: V_{1/2}(D) + log 2 = ½ E_P log D + ½ E_Q log(1 - D) + log 2, valid for any
   critic (it can be negative for a poor one, and is reported as measured);
