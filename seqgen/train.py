@@ -111,7 +111,6 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
                                                 "num_processes": accelerator.num_processes})
 
     batches = _global_batches(train_loader, state)
-    generator = objective.generator
     eval_split = cfg.eval.split if cfg.eval.split in data.splits else None
     bar = progress(desc="train", total=tc.max_steps, initial=state.step, show=accelerator.is_local_main_process)
     window = _Window(accelerator.device)
