@@ -67,6 +67,7 @@ class Checkpoints:
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             (tmp / STATE_FILE).write_text(json.dumps(asdict(state), indent=2))
+            usual_permissions(tmp)
             if final.exists():  # the same step saved again (the final save after an interval save)
                 shutil.rmtree(final)
             os.replace(tmp, final)
@@ -90,6 +91,16 @@ class Checkpoints:
         for path in done:
             if path not in keep:
                 shutil.rmtree(path, ignore_errors=True)
+
+
+def usual_permissions(directory: Path) -> None:
+    """Give the files in `directory` the mode a new file gets under the process's umask: safetensors
+    writes its files readable by their owner only, unlike every other file of a run."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in directory.iterdir():
+        if path.is_file():
+            path.chmod(0o666 & ~mask)
 
 
 def _write_atomic(path: Path, text: str) -> None:

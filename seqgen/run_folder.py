@@ -21,7 +21,7 @@ from accelerate import Accelerator
 from safetensors.torch import save_file
 from transformers import PreTrainedTokenizerFast
 
-from seqgen.checkpoints import Checkpoints
+from seqgen.checkpoints import Checkpoints, usual_permissions
 from seqgen.config import RunConfig, from_dict, load_yaml, save_config, to_dict
 from seqgen.data import load_tokenizer, save_tokenizer
 from seqgen.errors import UserError
@@ -143,6 +143,7 @@ def export(generator: Generator, tokenizer: PreTrainedTokenizerFast, cfg: RunCon
     for name, module in (extras or {}).items():
         save_file({k: v.detach().contiguous().clone() for k, v in module.state_dict().items()},
                   str(tmp / f"{name}.safetensors"))
+    usual_permissions(tmp)
     shutil.rmtree(directory, ignore_errors=True)
     tmp.rename(directory)
 

@@ -53,3 +53,12 @@ def test_a_resumed_run_logs_each_step_once(tmp_path):
     (cut / "metrics.json").unlink()
     _train(cut, "--resume")
     assert _steps(cut) == _steps(whole) == [(1, False), (2, False), (2, True), (3, False), (4, False), (4, True)]
+
+
+def test_weights_get_the_permissions_of_the_other_files(tmp_path):
+    out = tmp_path / "run"
+    _train(out)
+    for folder in (out / "model", out / "checkpoints" / "step-0000004"):
+        modes = {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir() if p.is_file()}
+        assert len(set(modes.values())) == 1, modes
+        assert modes["model.safetensors"] == (out / "recipe.yaml").stat().st_mode & 0o777
