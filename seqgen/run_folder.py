@@ -30,6 +30,9 @@ from seqgen.models import MODEL_INFO, Generator, read_model_info, save_generator
 RECIPE_FILE = "recipe.yaml"
 # Sections of a recipe that must not change when a run is resumed: they define the weights' meaning.
 FROZEN_ON_RESUME = ("task", "tokenizer", "model")
+# Keys whose values a resumed run takes from its checkpoint (the optimizers' and schedules' states).
+RESTORED_ON_RESUME = ("train.lr", "train.betas", "train.weight_decay", "train.lr_schedule", "train.warmup_steps",
+                      "objective.critic_lr")
 
 
 def check_output_dir(cfg: RunConfig, out: Path, resume: bool, overwrite: bool) -> PreTrainedTokenizerFast | None:
@@ -69,16 +72,67 @@ def start_output_dir(cfg: RunConfig, out: Path, tokenizer: PreTrainedTokenizerFa
 
 def check_same_run(cfg: RunConfig, recipe: Path) -> None:
     """A resumed run must keep the task, tokenizer and model it was started with."""
-    try:
-        saved = from_dict(RunConfig, load_yaml(recipe.read_text(encoding="utf-8")))
-    except (OSError, yaml.YAMLError) as e:
-        raise UserError(f"cannot read the run's recipe {recipe}: {e}") from None
-    old, new = to_dict(saved), to_dict(cfg)
+    old, new = to_dict(_saved_recipe(recipe)), to_dict(cfg)
     for section in FROZEN_ON_RESUME:
         diff = first_difference(old[section], new[section], section)
         if diff:
             raise UserError(f"cannot resume: {diff} differs from the run in {recipe.parent} "
                             f"(start a new run with another output_dir, or --overwrite)")
+
+
+def resume_changes(cfg: RunConfig, out: Path, step: int) -> tuple[list[str], RunConfig]:
+    """What a resumed run changes from the recipe it was started with: one line per changed key, and
+    the recipe the run continues with (`cfg`, except the keys restored from the checkpoint), which
+    replaces recipe.yaml."""
+    old, new = flat_keys(to_dict(_saved_recipe(out / RECIPE_FILE))), flat_keys(to_dict(cfg))
+    kept, lines = dict(new), []
+    for key in sorted(old.keys() | new.keys()):
+        if key == "output_dir" or old.get(key) == new.get(key):
+            continue
+        if key in RESTORED_ON_RESUME:
+            kept[key] = old[key]
+            lines.append(f"warning: {key} changed ({old.get(key)!r} -> {new.get(key)!r}) but is ignored: the "
+                         f"resumed optimizer and schedule continue from the checkpoint")
+        else:
+            lines.append(f"warning: {key} changed ({old.get(key)!r} -> {new.get(key)!r}); the run uses the new "
+                         f"value from step {step} on, and recipe.yaml records it")
+    return lines, from_dict(RunConfig, _nested(kept))
+
+
+def write_recipe(cfg: RunConfig, out: Path) -> None:
+    """Replace the run's recipe.yaml, atomically."""
+    tmp = out / f".tmp-{RECIPE_FILE}"
+    save_config(cfg, tmp)
+    os.replace(tmp, out / RECIPE_FILE)
+
+
+def _saved_recipe(recipe: Path) -> RunConfig:
+    try:
+        return from_dict(RunConfig, load_yaml(recipe.read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError) as e:
+        raise UserError(f"cannot read the run's recipe {recipe}: {e}") from None
+
+
+def flat_keys(d: dict, prefix: str = "") -> dict:
+    """A nested recipe dict as flat `a.b` keys (an empty mapping, e.g. config_overrides, stays a value)."""
+    flat = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            flat.update(flat_keys(v, f"{prefix}{k}."))
+        else:
+            flat[f"{prefix}{k}"] = v
+    return flat
+
+
+def _nested(flat: dict) -> dict:
+    out: dict = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
 
 
 def first_difference(old, new, key: str) -> str | None:

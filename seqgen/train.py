@@ -41,7 +41,17 @@ from seqgen.objectives import Objective, Player, RunInfo, build_objective
 from seqgen.processes import cpu_processes
 from seqgen.progress import progress
 from seqgen.randomness import RowNoise, noise_key
-from seqgen.run_folder import check_output_dir, export, finished, init_source, start_output_dir, trim_log
+from seqgen.run_folder import (
+    check_output_dir,
+    export,
+    finished,
+    flat_keys,
+    init_source,
+    resume_changes,
+    start_output_dir,
+    trim_log,
+    write_recipe,
+)
 from seqgen.tracking import JSONLTracker
 
 SCHEDULES = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine",
@@ -105,10 +115,16 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
                               f"finishing it")
         else:
             accelerator.print(f"resuming from step {state.step}")
+        changes, cfg = resume_changes(cfg, out, state.step)
+        for line in changes:
+            accelerator.print(line)
         if accelerator.is_main_process:  # records logged after the checkpoint are logged again
             trim_log(out / "logs" / "metrics.jsonl", state.step)
-    accelerator.init_trackers("seqgen", config={**_flat(to_dict(cfg)),
-                                                "num_processes": accelerator.num_processes})
+            if changes:
+                write_recipe(cfg, out)
+    tracked = {k: v if isinstance(v, (int, float, str, bool)) else json.dumps(v)
+               for k, v in flat_keys(to_dict(cfg)).items()}
+    accelerator.init_trackers("seqgen", config={**tracked, "num_processes": accelerator.num_processes})
 
     batches = _global_batches(train_loader, state)
     eval_split = cfg.eval.split if cfg.eval.split in data.splits else None
@@ -316,17 +332,6 @@ def _report(bar, step: int, metrics: dict[str, float], samples: list[str]) -> No
     bar.write(f"step {step}: {shown}")
     for text in samples:
         bar.write(f"  sample: {text}")
-
-
-def _flat(d: dict, prefix: str = "") -> dict:
-    """Nested config as flat `a.b` keys (what trackers store)."""
-    flat = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v:
-            flat.update(_flat(v, f"{prefix}{k}."))
-        else:
-            flat[f"{prefix}{k}"] = v if isinstance(v, (int, float, str, bool)) else json.dumps(v)
-    return flat
 
 
 def _tensorboard(tc) -> bool:

@@ -62,3 +62,17 @@ def test_weights_get_the_permissions_of_the_other_files(tmp_path):
         modes = {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir() if p.is_file()}
         assert len(set(modes.values())) == 1, modes
         assert modes["model.safetensors"] == (out / "recipe.yaml").stat().st_mode & 0o777
+
+
+def test_resume_says_what_changed_and_records_what_is_used(tmp_path, capsys):
+    out = tmp_path / "run"
+    _train(out)
+    (tmp_path / "more.txt").write_text("the cat sat\nthe dog ran\n")
+    main(["train", RECIPE, f"output_dir={out}", "train.max_steps=6", "train.save_every=2", "train.eval_every=2",
+          "train.log_every=1", "train.num_samples=0", "train.lr=0.5", "data.shuffle=false", "--resume"])
+    printed = capsys.readouterr().out
+    assert "warning: train.lr changed" in printed and "ignored" in printed
+    assert "warning: data.shuffle changed (True -> False); the run uses the new value from step 4" in printed
+    assert "warning: train.max_steps changed (4 -> 6)" in printed
+    recipe = (out / "recipe.yaml").read_text()
+    assert "shuffle: false" in recipe and "max_steps: 6" in recipe and "lr: 0.5" not in recipe
