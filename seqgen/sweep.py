@@ -1,5 +1,5 @@
 """Quality-diversity curves by inverse-temperature sweeps (Caccia et al., "Language GANs Falling Short",
-ICLR 2020; SCIENCE.md section 4).
+ICLR 2020; docs/theory/metrics.md#quality-diversity-curves).
 
 Sampling at a lower temperature alone raises sample quality and lowers diversity, so comparing models
 at one temperature says little. Instead each model is decoded at several inverse temperatures α (the
