@@ -263,6 +263,8 @@ class TrainConfig:
         if self.warmup_steps < 0 or self.weight_decay < 0 or self.num_samples < 0:
             name = "warmup_steps" if self.warmup_steps < 0 else "weight_decay" if self.weight_decay < 0 else "num_samples"
             raise UserError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise UserError(f"train.betas must be two values in [0, 1), got {self.betas}")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             raise UserError(f"train.max_grad_norm must be positive (or null for no clipping), got {self.max_grad_norm}")
 
