@@ -28,10 +28,10 @@ def token_nll(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
     return loss.view_as(targets) * mask
 
 
-def check_pi(pi: float) -> None:
-    """The one check of a class prior: UserError unless 0 < π < 1."""
+def check_pi(pi: float, name: str = "the class prior pi") -> None:
+    """The one check of a class prior: UserError, naming it `name`, unless 0 < π < 1."""
     if not 0 < pi < 1:
-        raise UserError(f"the class prior pi must be in (0, 1), got {pi}")
+        raise UserError(f"{name} must be in (0, 1), got {pi}")
 
 
 def binary_entropy(pi: float) -> float:

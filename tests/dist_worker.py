@@ -27,13 +27,21 @@ def keep_objectives(built: list) -> None:
         seqgen.objectives.OBJECTIVES[name] = (make, config)
 
 
-if __name__ == "__main__":
-    recipe, out, *overrides = sys.argv[1:]
+def run(recipe: str, out: str, *overrides: str) -> None:
+    """Train `recipe` into `out` and write this process's weights as out/rankR.safetensors."""
     built: list = []
+    real = dict(seqgen.objectives.OBJECTIVES)
     keep_objectives(built)
-    generator, _ = train(load_config(recipe, [f"output_dir={out}", *overrides]), overwrite=True)
+    try:
+        generator, _ = train(load_config(recipe, [f"output_dir={out}", *overrides]), overwrite=True)
+    finally:
+        seqgen.objectives.OBJECTIVES.update(real)
     assert len(built) == 1, f"expected one objective built, got {len(built)}"
     state = {k: v.detach().clone() for k, v in generator.state_dict().items()}  # tied weights: own copies
     for name, module in built[0].exports().items():
         state.update({f"{name}.{k}": v.detach().clone() for k, v in module.state_dict().items()})
     save_file(state, str(Path(out) / f"rank{os.environ.get('RANK', '0')}.safetensors"))
+
+
+if __name__ == "__main__":
+    run(*sys.argv[1:])  # RECIPE OUT [key=value ...]; one run per launch (the end of a run ends the process group)

@@ -137,7 +137,7 @@ class AdversarialConfig(ObjectiveConfig):
     relaxed Gumbel-softmax vector."""
 
     def __post_init__(self) -> None:
-        check_pi(self.pi)
+        check_pi(self.pi, "objective.pi")
         for name in ("critic_lr", "tau", "tau_min"):
             if not getattr(self, name) > 0:
                 raise UserError(f"objective.{name} must be positive, got {getattr(self, name)}")
