@@ -123,14 +123,20 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("paths", nargs="*", default=["recipes"], help="recipe files or folders")
     c.set_defaults(run=_check)
 
+    from seqgen.experiments.sizes import ALIASES, SIZE_NAMES
+
+    def size_name(name: str) -> str:  # earlier names (`ALIASES`) are accepted but not listed
+        return ALIASES.get(name, name)
+
     x = sub.add_parser("experiment", help="the founding paper's studies, on embedded synthetic data")
     studies = x.add_subparsers(required=True, metavar="STUDY")
     i = studies.add_parser("inconsistency", help="scheduled sampling's optimum is not P: teacher forcing "
                            "vs scheduled sampling on an enumerable toy and an oracle LSTM")
     i.add_argument("--out", default="runs/inconsistency", help="folder for the runs, results.json, report.md "
                    "and the figures")
-    i.add_argument("--size", choices=("full", "demo", "small"), default="full",
-                   help="recipes of the runs before overrides (full: about ten minutes on a CPU)")
+    i.add_argument("--size", choices=SIZE_NAMES, type=size_name, default="full",
+                   help="recipes of the runs before overrides (tiny: seconds per run; demo: what `seqgen demo` "
+                        "runs; full: the study as reported)")
     i.add_argument("--epsilons", default="0,0.25,0.5,0.75,1",
                    help="fixed ε of the scheduled-sampling runs, comma-separated")
     i.add_argument("--no-oracle", dest="oracle", action="store_false", help="skip the oracle LSTM runs")
@@ -143,8 +149,9 @@ def _parser() -> argparse.ArgumentParser:
                            "grows: a Gaussian fitted to a 2-D mixture, an enumerable toy and an oracle LSTM")
     j.add_argument("--out", default="runs/js_pi", help="folder for the runs, results.json, report.md and the "
                    "figures")
-    j.add_argument("--size", default="full", help="full (tens of minutes on a CPU), demo or tiny: the "
-                   "recipes of the runs before overrides")
+    j.add_argument("--size", choices=SIZE_NAMES, type=size_name, default="full",
+                   help="recipes of the runs before overrides (tiny: seconds per run; demo: what `seqgen demo` "
+                        "runs; full: the study as reported)")
     j.add_argument("--pis", default=None, help="class priors π of the sequence step, comma-separated (default: "
                    "0.05,0.1,0.25,0.5,0.75,0.9,0.95 at full size, 0.05,0.25,0.5,0.75,0.95 at demo size)")
     j.add_argument("--continuous-pis", default=None, help="class priors π of the continuous step, comma-separated "
@@ -165,8 +172,8 @@ def _parser() -> argparse.ArgumentParser:
                            "each estimator's estimates against the exact gradient on the enumerable toy")
     h.add_argument("--out", default="runs/estimators", help="folder for results.json, report.md, "
                    "estimators.png and the starting model's run")
-    h.add_argument("--size", choices=("full", "demo", "tiny"), default="full",
-                   help="full (minutes on a CPU), demo or tiny: how many estimates and critic steps")
+    h.add_argument("--size", choices=SIZE_NAMES, type=size_name, default="full",
+                   help="how many estimates and critic steps (tiny: seconds; full: the harness as reported)")
     h.add_argument("--pis", default="0.05,0.25,0.5,0.75,0.95", help="class priors π, comma-separated")
     h.add_argument("--estimators", default=None, help="comma-separated names (default: all of "
                    "straight_through, reinforce, reinforce_batch, reinforce_rloo4, rebar)")

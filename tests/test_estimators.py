@@ -16,7 +16,7 @@ from seqgen.config import load_config
 from seqgen.data.batch import Batch, Vocab
 from seqgen.data.synthetic.toy import ToyDistribution
 from seqgen.errors import UserError
-from seqgen.experiments.estimators import measure, recommend, run_estimators
+from seqgen.experiments.estimators import EstimatorRow, measure, recommend, run_estimators
 from seqgen.experiments.js_pi import fit_exact_js_pi
 from seqgen.metrics.exact import model_log_probs, support_tokens
 from seqgen.models.configs import RNNConfig
@@ -223,16 +223,17 @@ def test_oracle_critic_needs_a_toy_source(tmp_path, capsys):
 
 def test_harness_tiny_writes_its_table_and_recommends_from_the_optimal_critic(tmp_path):
     result = run_estimators(tmp_path, size="tiny", pis=(0.5,), estimators=("straight_through", "reinforce"))
-    assert {(r["critic"], r["estimator"]) for r in result.rows} == {
+    assert {(r.critic, r.estimator) for r in result.rows} == {
         (c, e) for c in ("optimal", "learned") for e in ("straight_through", "reinforce")}
-    learned = [r for r in result.rows if r["critic"] == "learned"]
-    assert all(r["critic_error"] >= 0 and -1 <= r["critic_gradient_cosine"] <= 1 for r in learned)
+    learned = [r for r in result.rows if r.critic == "learned"]
+    assert all(r.critic_error >= 0 and -1 <= r.critic_gradient_cosine <= 1 for r in learned)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["recommended"] == result.recommended and len(saved["rows"]) == 4
+    # only the learned critic's rows carry its error
+    assert [("critic_error" in r) for r in saved["rows"]] == [r.critic == "learned" for r in result.rows]
     assert (tmp_path / "estimators.png").stat().st_size > 0 and "## Critic: optimal" in (tmp_path / "report.md").read_text()
-    rows = [{"critic": "optimal", "estimator": "a", "averaged_cosine": 0.9, "relative_variance": 5.0},
-            {"critic": "optimal", "estimator": "b", "averaged_cosine": 0.95, "relative_variance": 2.0},
-            {"critic": "optimal", "estimator": "c", "averaged_cosine": 0.5, "relative_variance": 0.1}]
+    rows = [EstimatorRow("optimal", 0.5, name, cos, 0.0, 1.0, variance, 0.0, 1.0)
+            for name, cos, variance in (("a", 0.9, 5.0), ("b", 0.95, 2.0), ("c", 0.5, 0.1))]
     assert recommend(rows) == "b" and recommend(rows[2:]) is None
 
 
@@ -269,8 +270,9 @@ def test_learned_critic_on_a_toy_logs_its_error_and_warms_up_first(tmp_path):
     assert steps == [5, 6]
 
 
-SMALL_TRANSFORMER = ["model.family=transformer", "model.hidden_size=16", "model.num_hidden_layers=1",
-                     "model.num_attention_heads=2", "model.max_positions=80"]
+# The whole model section is replaced: an RNN recipe's keys are not a Transformer's.
+SMALL_TRANSFORMER = ["model={family: transformer, hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, "
+                     "max_positions: 80}"]
 TASK_MODELS = {
     "lm-lstm": ("recipes/debug/lm_adv.yaml", []),
     "translation-lstm": ("recipes/debug/translation.yaml", []),

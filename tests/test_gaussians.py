@@ -1,4 +1,5 @@
 import itertools
+import json
 import math
 
 import numpy as np
@@ -9,6 +10,7 @@ from seqgen.errors import UserError
 from seqgen.experiments.gaussians import (
     PIS_LOG,
     GaussianMixture2D,
+    GaussiansResult,
     Grid,
     IsotropicGaussian,
     fit_exact,
@@ -18,6 +20,7 @@ from seqgen.experiments.gaussians import (
     score,
     spearman,
 )
+from seqgen.experiments.report import plain
 from seqgen.functional import binary_entropy
 
 
@@ -32,7 +35,7 @@ def theis() -> GaussianMixture2D:
 
 
 @pytest.fixture(scope="module")
-def tiny_study(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, object]:
+def tiny_study(tmp_path_factory: pytest.TempPathFactory) -> tuple[GaussiansResult, object]:
     out = tmp_path_factory.mktemp("gaussians")
     return run_gaussians(out, size="tiny", seed=0), out
 
@@ -150,21 +153,23 @@ def test_spearman_uses_ranks() -> None:
         spearman([1, 2], [1])
 
 
-def test_tiny_study_shows_the_trend(tiny_study: tuple[dict, object]) -> None:
+def test_tiny_study_shows_the_trend(tiny_study: tuple[GaussiansResult, object]) -> None:
     result, out = tiny_study
-    assert (result["mixture"]["kind"], result["mixture"]["seed"]) == ("theis", 22)
+    assert (result.mixture["kind"], result.mixture["seed"]) == ("theis", 22)
     for method in ("exact", "adversarial"):
-        rows = [r for r in result["fits"] if r["method"] == method]
-        assert [r["pi"] for r in rows] == list(PIS_LOG)
-        assert all(abs(r["mass_p"] - 1) < 1e-3 and abs(r["mass_q"] - 1) < 1e-3 for r in rows)
-    exact = [r for r in result["fits"] if r["method"] == "exact"]
-    kl_q_p, kl_p_q = [r["kl_q_p"] for r in exact], [r["kl_p_q"] for r in exact]
+        rows = [r for r in result.fits if r.method == method]
+        assert [r.pi for r in rows] == list(PIS_LOG)
+        assert all(abs(r.mass_p - 1) < 1e-3 and abs(r.mass_q - 1) < 1e-3 for r in rows)
+    exact = [r for r in result.fits if r.method == "exact"]
+    kl_q_p, kl_p_q = [r.kl_q_p for r in exact], [r.kl_p_q for r in exact]
     assert all(b <= a + 1e-4 for a, b in itertools.pairwise(kl_q_p))
     assert all(b >= a - 1e-4 for a, b in itertools.pairwise(kl_p_q))
-    ml = result["moment_matched"]["kl_p_q"]
+    ml = result.moment_matched["kl_p_q"]
     assert kl_p_q[0] <= 1.05 * ml and kl_p_q[-1] >= 2 * ml  # from maximum likelihood to one mode
-    assert result["spearman"]["adversarial"]["kl_q_p"] < 0 < result["spearman"]["adversarial"]["kl_p_q"]
-    assert (out / "gaussians.json").is_file()
+    assert result.spearman["adversarial"]["kl_q_p"] < 0 < result.spearman["adversarial"]["kl_p_q"]
+    saved = json.loads((out / "gaussians.json").read_text())
+    assert saved["fits"] == [plain(r) for r in result.fits] and "js_pi_critic" not in saved["fits"][0]
+    assert saved["fits"][-1]["js_pi_critic"] == result.fits[-1].js_pi_critic
     for name in ("gaussians_fits.png", "gaussians_kl.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -172,14 +177,14 @@ def test_tiny_study_shows_the_trend(tiny_study: tuple[dict, object]) -> None:
 def test_study_on_the_random_mixture(tmp_path) -> None:
     result = run_gaussians(tmp_path, pis=(0.1, 0.9), size="tiny", seed=3, mixture="random")
     mixture = GaussianMixture2D(seed=3)
-    assert (result["mixture"]["kind"], result["mixture"]["seed"], result["seed"]) == ("random", 3, 3)
-    assert result["mixture"]["weights"] == mixture.weights.tolist()
-    assert [(r["method"], r["pi"]) for r in result["fits"]] == [("exact", 0.1), ("exact", 0.9),
+    assert (result.mixture["kind"], result.mixture["seed"], result.seed) == ("random", 3, 3)
+    assert result.mixture["weights"] == mixture.weights.tolist()
+    assert [(r.method, r.pi) for r in result.fits] == [("exact", 0.1), ("exact", 0.9),
                                                                 ("adversarial", 0.1), ("adversarial", 0.9)]
-    exact = [r for r in result["fits"] if r["method"] == "exact"]
-    assert exact[1]["kl_q_p"] < exact[0]["kl_q_p"]
+    exact = [r for r in result.fits if r.method == "exact"]
+    assert exact[1].kl_q_p < exact[0].kl_q_p
     other = run_gaussians(tmp_path / "other", pis=(0.1, 0.9), size="tiny", mixture="random", mixture_seed=4)
-    assert other["mixture"]["weights"] == GaussianMixture2D(seed=4).weights.tolist()
+    assert other.mixture["weights"] == GaussianMixture2D(seed=4).weights.tolist()
 
 
 def test_study_rejects_bad_arguments(tmp_path) -> None:

@@ -1,5 +1,6 @@
 """The scheduled-sampling inconsistency study: its closed form, a small run of it, its CLI and the demo."""
 
+import dataclasses
 import itertools
 import json
 from pathlib import Path
@@ -47,24 +48,26 @@ def test_closed_form_optimum_needs_a_two_token_joint_toy():
 def test_small_study_converges_to_the_closed_form_optimum(tmp_path):
     # two tokens, three symbols, the notebook's size: seconds per run
     result = run_inconsistency(tmp_path / "study", size="tiny", epsilons=(0.0, 0.5), oracle=False)
-    runs = {r["name"]: r for r in result.runs}
+    runs = {r.name: r for r in result.runs}
     assert list(runs) == ["teacher_forcing", "ss_eps0", "ss_eps0.5", "ss_annealed"]
     mi = result.toy["multi_information_p"]
     assert mi > 0.1  # a toy with real dependence, so that ignoring x1 costs something
-    assert runs["teacher_forcing"]["kl_p_q"] < 0.02
+    assert runs["teacher_forcing"].kl_p_q < 0.02
     for name in ("ss_eps0", "ss_eps0.5", "ss_annealed"):
-        assert runs[name]["kl_q_closed_form"] < 0.02, name
+        assert runs[name].kl_q_closed_form < 0.02, name
     for name in ("ss_eps0", "ss_annealed"):
-        assert runs[name]["kl_q_prod_marginals"] < 0.02, name
-        assert runs[name]["kl_p_q"] == pytest.approx(mi, rel=0.1), name
+        assert runs[name].kl_q_prod_marginals < 0.02, name
+        assert runs[name].kl_p_q == pytest.approx(mi, rel=0.1), name
     # scheduled sampling at ε = 0.5 is inconsistent: it lands on Q*_0.5, far from P
     half = runs["ss_eps0.5"]
-    assert half["kl_p_closed_form"] > 0.05
-    assert half["kl_p_q"] == pytest.approx(half["kl_p_closed_form"], abs=0.02)
-    assert all(c["passed"] for c in result.checks)
+    assert half.kl_p_closed_form > 0.05
+    assert half.kl_p_q == pytest.approx(half.kl_p_closed_form, abs=0.02)
+    assert all(c.passed for c in result.checks)
 
+    # results.json: the typed rows as dicts
     saved = json.loads(result.files["results"].read_text())
-    assert [r["name"] for r in saved["runs"]] == list(runs)
+    assert saved["runs"] == [dataclasses.asdict(r) for r in result.runs]
+    assert saved["checks"] == [dataclasses.asdict(c) for c in result.checks]
     assert saved["runs"][2]["epsilon"] == 0.5 and saved["runs"][2]["method"] == "scheduled_sampling"
     assert saved["oracle"] is None
     for name in ("report", "kl_vs_epsilon", "heatmaps"):
@@ -126,12 +129,19 @@ def test_the_oracle_runs_read_the_seqgan_weights(tmp_path):
               "oracle.data.synthetic.num_train=64", "oracle.data.synthetic.num_test=32",
               "oracle.train.max_steps=2"]
     result = run_inconsistency(tmp_path, [*QUICK, *oracle], size="tiny", epsilons=())
-    info = result.oracle["oracle"]
+    info = result.oracle.oracle
     assert (info["vocab_size"], info["length"], info["weights"]) == (5000, 20, str(weights))
     # the oracle's entropy rate is 5.75 nats per token; two steps leave the model near uniform, log 5000 = 8.5
     assert 4.5 < info["nll_oracle_own_samples"] < 7.0
-    for run in result.oracle["runs"]:
-        assert run["nll_test"] > 8.0 and run["nll_oracle"] > info["nll_oracle_own_samples"]
+    for run in result.oracle.runs:
+        assert run.nll_test > 8.0 and run.nll_oracle > info["nll_oracle_own_samples"]
+
+
+def test_cli_sizes_are_the_shared_size_names(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["experiment", "inconsistency", "--out", str(tmp_path / "study"), "--size", "huge"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'huge' (choose from 'tiny', 'demo', 'full')" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -10,17 +10,19 @@ import torch
 from seqgen.cli import main
 from seqgen.data.batch import Vocab
 from seqgen.data.synthetic.toy import ToyDistribution
+from seqgen.demo import demo
 from seqgen.errors import UserError
 from seqgen.experiments import gaussians, inconsistency, js_pi
 from seqgen.experiments.js_pi import fit_exact_js_pi, run_js_pi
+from seqgen.experiments.recipes import merge
 from seqgen.functional import binary_entropy
+from seqgen.metrics.exact import js_pi as exact_js_pi
 from seqgen.metrics.exact import (
     js_pi_with_leak,
     model_log_probs,
     support_log_probs,
     toy_metrics,
 )
-from seqgen.metrics.exact import js_pi as exact_js_pi
 from seqgen.models.configs import RNNConfig
 from seqgen.models.rnn import RNNGenerator
 
@@ -78,41 +80,49 @@ def test_tiny_study_writes_every_file_and_metric(tmp_path):
     size = dataclasses.replace(js_pi.SIZES["tiny"], continuous=QUICK_GAUSSIANS)
     result = run_js_pi(out, QUICK, size=size, pis=(0.9, 0.1), oracle_pis=(0.5,))
 
-    runs = {r["name"]: r for r in result.toy["runs"]}
+    runs = {r.name: r for r in result.toy.runs}
     assert list(runs) == ["teacher_forcing", "js_pi0.1_seed0", "js_pi0.9_seed0", "js_pi0.1_optimal_seed0",
                           "js_pi0.9_optimal_seed0", "exact_pi0.1", "exact_pi0.9"]
-    assert runs["js_pi0.9_seed0"]["steps"] == 4 and runs["teacher_forcing"]["steps"] == 20
-    assert runs["exact_pi0.9"]["steps"] == 4  # the exact fits get the adversarial runs' budget
+    assert runs["js_pi0.9_seed0"].steps == 4 and runs["teacher_forcing"].steps == 20
+    assert runs["exact_pi0.9"].steps == 4  # the exact fits get the adversarial runs' budget
     for name, run in runs.items():
-        assert 0 <= run["kl_p_q"] < 10 and 0 <= run["kl_q_p"] < 10, name
-        assert 0 < run["entropy_q"] <= math.log(36), name
-        if run["method"] == "teacher_forcing":
-            assert run["pi"] is None and run["js_pi"] is None
+        assert 0 <= run.kl_p_q < 10 and 0 <= run.kl_q_p < 10, name
+        assert 0 < run.entropy_q <= math.log(36), name
+        if run.method == "teacher_forcing":
+            assert run.pi is None and run.js_pi is None
         else:
             # JS_π and its two limits, at the run's own π
-            assert run["js_pi_over_pi"] == pytest.approx(run["js_pi"] / run["pi"])
-            assert run["js_pi_over_1mpi"] == pytest.approx(run["js_pi"] / (1 - run["pi"]))
-            assert 0 < run["js_pi"] <= binary_entropy(run["pi"])
-        learned = run["method"] == "adversarial"
-        assert (run["critic_js_pi"] is not None) == learned, name
+            assert run.js_pi_over_pi == pytest.approx(run.js_pi / run.pi)
+            assert run.js_pi_over_1mpi == pytest.approx(run.js_pi / (1 - run.pi))
+            assert 0 < run.js_pi <= binary_entropy(run.pi)
+        learned = run.method == "adversarial"
+        assert (run.critic_js_pi is not None) == learned, name
         if learned:  # the learned critic against D*, logged during training
-            assert run["critic_error"] >= 0 and -1 <= run["critic_gradient_cosine"] <= 1
-    assert set(result.toy["spearman"]) == {"adversarial", "adversarial_optimal", "exact"}
-    assert set(result.toy["spearman"]["adversarial"]) == {"0"} and set(result.toy["spearman"]["exact"]) == {"-"}
-    assert result.toy["spearman_summary"]["exact"]["kl_p_q"]["min"] == result.toy["spearman"]["exact"]["-"]["kl_p_q"]
+            assert run.critic_error >= 0 and -1 <= run.critic_gradient_cosine <= 1
+    assert set(result.toy.spearman) == {"adversarial", "adversarial_optimal", "exact"}
+    assert set(result.toy.spearman["adversarial"]) == {"0"} and set(result.toy.spearman["exact"]) == {"-"}
+    assert result.toy.spearman_summary["exact"]["kl_p_q"]["min"] == result.toy.spearman["exact"]["-"]["kl_p_q"]
     assert not (tmp_path / "study" / "toy" / "js_pi0.1_optimal_seed0" / "model" / "critic.safetensors").exists()
-    assert result.continuous["spearman"]["exact"].keys() == {"kl_p_q", "kl_q_p"}
+    assert result.continuous.spearman["exact"].keys() == {"kl_p_q", "kl_q_p"}
 
-    oracle = {r["name"]: r for r in result.oracle["runs"]}
+    oracle = {r.name: r for r in result.oracle.runs}
     assert list(oracle) == ["teacher_forcing", "js_pi0.5"]
-    assert [r["alpha"] for r in result.oracle["sweep"]] == list(js_pi.ALPHAS)
+    assert [r["alpha"] for r in result.oracle.sweep] == list(js_pi.ALPHAS)
     # the sweep scores teacher forcing on the runs' own samples and test split: α = 1 is its point
-    at_one = next(r for r in result.oracle["sweep"] if r["alpha"] == 1.0)
-    assert at_one["nll_oracle"] == pytest.approx(oracle["teacher_forcing"]["nll_oracle"])
-    assert at_one["nll_test"] == pytest.approx(oracle["teacher_forcing"]["nll_test"])
+    at_one = next(r for r in result.oracle.sweep if r["alpha"] == 1.0)
+    assert at_one["nll_oracle"] == pytest.approx(oracle["teacher_forcing"].nll_oracle)
+    assert at_one["nll_test"] == pytest.approx(oracle["teacher_forcing"].nll_test)
 
+    # results.json: the typed rows as dicts, with the keys of their kind of run
     saved = json.loads(result.files["results"].read_text())
-    assert [r["name"] for r in saved["toy"]["runs"]] == list(runs) and saved["checks"] == result.checks
+    assert [r["name"] for r in saved["toy"]["runs"]] == list(runs)
+    assert saved["checks"] == [dataclasses.asdict(c) for c in result.checks]
+    by_name = {r["name"]: r for r in saved["toy"]["runs"]}
+    assert "critic_error" in by_name["js_pi0.9_optimal_seed0"] and "critic_error" not in by_name["exact_pi0.9"]
+    assert by_name["js_pi0.9_seed0"]["kl_q_p"] == runs["js_pi0.9_seed0"].kl_q_p
+    assert "js_pi_critic" in saved["continuous"]["fits"][-1] and "js_pi_critic" not in saved["continuous"]["fits"][0]
+    assert set(saved["oracle"]["runs"][1]) == {"name", "method", "pi", "nll_oracle", "nll_test", "steps",
+                                               "seconds", "run_dir", "nll_test_tf_curve", "distance_to_tf_curve"}
     assert {c["step"] for c in result.checks} == {"continuous", "toy"}
     for name in ("report", "toy_kl_vs_pi", "oracle_nll", "gaussians_fits", "gaussians_kl"):
         assert result.files[name].stat().st_size > 0, name
@@ -167,7 +177,6 @@ def test_a_file_in_place_of_the_folder_is_a_user_error(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--size", "huge"], "unknown study size 'huge'"),
     (["--pis", "0.1,x"], "--pis must be comma-separated numbers"),
     (["--oracle-pis", "2"], "got 2 in oracle pis"),
     (["--no-continuous", "--no-toy", "--no-oracle"], "nothing to run"),
@@ -179,6 +188,13 @@ def test_cli_bad_input_exits_with_one_line(tmp_path, capsys, argv, message):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_sizes_are_the_shared_size_names(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["experiment", "js-pi", "--out", str(tmp_path / "study"), "--size", "huge"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'huge' (choose from 'tiny', 'demo', 'full')" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -195,17 +211,16 @@ def test_cli_runs_the_study_and_lists_its_files(tmp_path, capsys):
 @pytest.mark.slow
 def test_demo_runs_both_studies_into_their_own_folders(tmp_path, capsys, monkeypatch):
     small = inconsistency.SIZES["tiny"]
-    monkeypatch.setitem(inconsistency.SIZES, "demo", inconsistency.StudySize("demo",
-        toy={**small.toy, "train": {**small.toy["train"], "max_steps": 10}},
-        oracle={**small.oracle, "train": {**small.oracle["train"], "max_steps": 5}}))
+    inconsistency_size = inconsistency.StudySize("demo", toy=merge(small.toy, {"train": {"max_steps": 10}}),
+                                                 oracle=merge(small.oracle, {"train": {"max_steps": 5}}))
     tiny = js_pi.SIZES["tiny"]
-    monkeypatch.setitem(js_pi.SIZES, "demo", dataclasses.replace(
-        tiny, name="demo", continuous=QUICK_GAUSSIANS, toy={**tiny.toy, "train": {**tiny.toy["train"], "max_steps": 10}},
-        toy_adversarial={**tiny.toy_adversarial, "train": {**tiny.toy_adversarial["train"], "max_steps": 2}}))
+    js_pi_size = dataclasses.replace(tiny, name="demo", continuous=QUICK_GAUSSIANS,
+                                     toy=merge(tiny.toy, {"train": {"max_steps": 10}}),
+                                     toy_adversarial=merge(tiny.toy_adversarial, {"train": {"max_steps": 2}}))
     monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # leave the test process's setting alone
     out = tmp_path / "demo"
     (out / "js_pi" / "toy").mkdir(parents=True)  # an earlier demo's folder is replaced
-    main(["demo", "--out", str(out)])
+    demo(out, inconsistency_size=inconsistency_size, js_pi_size=js_pi_size)
     lines = capsys.readouterr().out.strip().splitlines()
     for study in ("inconsistency", "js_pi"):
         assert f"report:  {out / study / 'report.md'}" in lines
@@ -224,7 +239,7 @@ def test_tiny_sequence_step_seeks_modes_more_at_the_largest_pi(tmp_path):
     # with the optimal critic; by 0.56 and 0.16 for exact descent. (The tiny learned critic, 40 steps wide
     # 8, is too weak to show it: 0.04 and -0.09; the demo and full sizes measure it.)
     result = run_js_pi(tmp_path / "study", size="tiny", pis=(0.05, 0.95), continuous=False, oracle=False)
-    runs = {r["name"]: r for r in result.toy["runs"]}
+    runs = {r.name: r for r in result.toy.runs}
     for low, high in (("js_pi0.05_optimal_seed0", "js_pi0.95_optimal_seed0"), ("exact_pi0.05", "exact_pi0.95")):
-        assert runs[high]["kl_q_p"] < runs[low]["kl_q_p"] - 0.1, (low, high)
-        assert runs[high]["kl_p_q"] > runs[low]["kl_p_q"] + 0.03, (low, high)
+        assert runs[high].kl_q_p < runs[low].kl_q_p - 0.1, (low, high)
+        assert runs[high].kl_p_q > runs[low].kl_p_q + 0.03, (low, high)

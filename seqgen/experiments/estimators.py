@@ -43,7 +43,7 @@ from seqgen.data.sources import synthetic_distribution
 from seqgen.data.synthetic import ToyDistribution
 from seqgen.errors import UserError
 from seqgen.experiments.recipes import study_config
-from seqgen.experiments.report import aligned, markdown_table, write_results
+from seqgen.experiments.report import Row, aligned, markdown_table, write_results
 from seqgen.experiments.runs import study_folder, train_run
 from seqgen.experiments.sizes import study_size
 from seqgen.metrics.exact import support_tokens
@@ -89,11 +89,36 @@ class HarnessSize:
 
 SIZES = {
     # near the teacher-forcing fit ∇JS_π is small at small π (it vanishes at the maximum-likelihood fit as
-    # π → 0), and one estimate's variance is hundreds of times its square: thousands of estimates
+    # π → 0), and one estimate's variance is many times its square: thousands of estimates
     "full": HarnessSize("full", study="full", estimates=4000, batch=64, critic_steps=2000),
     "demo": HarnessSize("demo", study="demo", estimates=1000, batch=64, critic_steps=1000),
     "tiny": HarnessSize("tiny", study="tiny", estimates=20, batch=32, critic_steps=50),
 }
+
+
+@dataclass
+class EstimatorRow(Row):
+    """One estimator at one π with one critic: its estimates against the exact ∇JS_π (see `measure`)."""
+
+    critic: str
+    """"optimal" (D*) or "learned"."""
+    pi: float
+    estimator: str
+    """A name of `ESTIMATORS`."""
+    averaged_cosine: float
+    batch_cosine: float
+    norm_ratio: float
+    relative_variance: float
+    seconds: float
+    """Per estimate."""
+    exact_norm: float
+    critic_error: float | None = None
+    """Learned critics: the Q-weighted logit error against D* (`critic_report`); optimal rows have none."""
+    critic_gradient_cosine: float | None = None
+    """Learned critics: the cosine of the gradient the critic implies with ∇JS_π."""
+
+    def absent(self) -> tuple[str, ...]:
+        return ("critic_error", "critic_gradient_cosine") if self.critic == "optimal" else ()
 
 
 @dataclass
@@ -102,22 +127,20 @@ class EstimatorsResult:
 
     Attributes:
         toy: the toy and the starting model's divergences.
-        rows: one per critic, π and estimator: critic, pi, estimator, averaged_cosine, batch_cosine,
-            norm_ratio, relative_variance, seconds, exact_norm; learned-critic rows add critic_error
-            and critic_gradient_cosine.
+        rows: one per critic, π and estimator.
         recommended: the recommended estimator's name, or None when none reaches `FAITHFUL`.
         files: results, report and figure paths by name.
     """
 
     toy: dict[str, Any]
-    rows: list[dict[str, Any]]
+    rows: list[EstimatorRow]
     recommended: str | None
     files: dict[str, Path] = field(default_factory=dict)
 
     def table(self) -> str:
         lines = []
         for critic in CRITICS:
-            rows = [r for r in self.rows if r["critic"] == critic]
+            rows = [r for r in self.rows if r.critic == critic]
             if rows:
                 lines += [f"critic: {critic}", *aligned(*_rows(rows)), ""]
         lines.append(f"recommended: {self.recommended or 'none reaches an averaged cosine of 0.8 at every π'}")
@@ -207,12 +230,12 @@ def run_estimators(out_dir: str | Path, *, size: str | HarnessSize = "full", pis
                 cfg_e = dataclasses.replace(base, **ESTIMATORS[name])
                 k = cfg_e.rollouts_per_context
                 batches = [real.draw(spec.batch // k) for _ in range(spec.estimates)]
-                row = {"critic": critic_kind, "pi": pi, "estimator": name,
-                       **measure(GeneratorPlayer(model, critic, cfg_e, 1), batches, exact, rng), **extra}
+                row = EstimatorRow(critic=critic_kind, pi=pi, estimator=name,
+                                   **measure(GeneratorPlayer(model, critic, cfg_e, 1), batches, exact, rng), **extra)
                 rows.append(row)
-                print(f"  π = {pi:<5g} {critic_kind:<8} {name:<17} averaged cosine {row['averaged_cosine']:+.3f}  "
-                      f"per batch {row['batch_cosine']:+.3f}  norm ratio {row['norm_ratio']:.2f}  "
-                      f"variance {row['relative_variance']:.3g}")
+                print(f"  π = {pi:<5g} {critic_kind:<8} {name:<17} averaged cosine {row.averaged_cosine:+.3f}  "
+                      f"per batch {row.batch_cosine:+.3f}  norm ratio {row.norm_ratio:.2f}  "
+                      f"variance {row.relative_variance:.3g}")
     result = EstimatorsResult(toy={"vocab_size": toy.vocab_size, "length": toy.max_length,
                                    "start": start, "size": spec.name, "seed": seed},
                               rows=rows, recommended=recommend(rows))
@@ -220,15 +243,15 @@ def run_estimators(out_dir: str | Path, *, size: str | HarnessSize = "full", pis
     return result
 
 
-def recommend(rows: Sequence[dict[str, Any]]) -> str | None:
+def recommend(rows: Sequence[EstimatorRow]) -> str | None:
     """Among estimators whose averaged cosine with D* reaches `FAITHFUL` at every π, the one of least
     mean relative variance; None if there is none (or no optimal-critic rows)."""
-    names = dict.fromkeys(r["estimator"] for r in rows if r["critic"] == "optimal")
-    faithful = {name: [r for r in rows if r["critic"] == "optimal" and r["estimator"] == name] for name in names}
-    faithful = {name: rs for name, rs in faithful.items() if all(r["averaged_cosine"] >= FAITHFUL for r in rs)}
+    names = dict.fromkeys(r.estimator for r in rows if r.critic == "optimal")
+    faithful = {name: [r for r in rows if r.critic == "optimal" and r.estimator == name] for name in names}
+    faithful = {name: rs for name, rs in faithful.items() if all(r.averaged_cosine >= FAITHFUL for r in rs)}
     if not faithful:
         return None
-    return min(faithful, key=lambda name: sum(r["relative_variance"] for r in faithful[name]) / len(faithful[name]))
+    return min(faithful, key=lambda name: sum(r.relative_variance for r in faithful[name]) / len(faithful[name]))
 
 
 def _critic(kind: str, cfg: AdversarialConfig, model: Generator, toy: ToyDistribution, spec: HarnessSize,
@@ -275,8 +298,8 @@ COLUMNS = (("averaged_cosine", "cos(mean, ∇JS_π)", 3), ("batch_cosine", "cos 
            ("critic_gradient_cosine", "critic's implied cos", 3))
 
 
-def _cell(row: dict[str, Any], key: str, digits: int) -> str:
-    value = row.get(key)
+def _cell(row: EstimatorRow, key: str, digits: int) -> str:
+    value = getattr(row, key)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     if key == "seconds":
@@ -286,11 +309,11 @@ def _cell(row: dict[str, Any], key: str, digits: int) -> str:
     return f"{value:+.{digits}f}" if "cosine" in key else f"{value:.{digits}f}"
 
 
-def _rows(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    learned = any("critic_error" in r for r in rows)
+def _rows(rows: Sequence[EstimatorRow]) -> tuple[list[str], list[list[str]]]:
+    learned = any(r.critic != "optimal" for r in rows)
     columns = [c for c in COLUMNS if learned or not c[0].startswith("critic")]
     header = ["π", "estimator", *(title for _, title, _ in columns)]
-    return header, [[f"{r['pi']:g}", r["estimator"], *(_cell(r, key, d) for key, _, d in columns)] for r in rows]
+    return header, [[f"{r.pi:g}", r.estimator, *(_cell(r, key, d) for key, _, d in columns)] for r in rows]
 
 
 def _write(result: EstimatorsResult, out: Path) -> dict[str, Path]:
@@ -308,7 +331,7 @@ def _write(result: EstimatorsResult, out: Path) -> dict[str, Path]:
               "`learned`: a CNN critic trained against the starting model, whose own error against D* "
               "and implied gradient are reported beside it."), ""]
     for critic in CRITICS:
-        rows = [r for r in result.rows if r["critic"] == critic]
+        rows = [r for r in result.rows if r.critic == critic]
         if rows:
             lines += [f"## Critic: {critic}", "", markdown_table(*_rows(rows)), ""]
     lines += ["## Recommendation", "",
@@ -320,16 +343,16 @@ def _write(result: EstimatorsResult, out: Path) -> dict[str, Path]:
     return files
 
 
-def _plot(rows: Sequence[dict[str, Any]], path: Path) -> None:
+def _plot(rows: Sequence[EstimatorRow], path: Path) -> None:
     """Averaged cosine and relative variance against π, one line per estimator, a column per critic."""
-    critics = [c for c in CRITICS if any(r["critic"] == c for r in rows)]
+    critics = [c for c in CRITICS if any(r.critic == c for r in rows)]
     fig = Figure(figsize=(5.2 * len(critics), 7.2))
     for j, critic in enumerate(critics):
         top = fig.add_subplot(2, len(critics), j + 1)
         bottom = fig.add_subplot(2, len(critics), len(critics) + j + 1)
-        for name in dict.fromkeys(r["estimator"] for r in rows):
-            points = sorted((r["pi"], r["averaged_cosine"], r["relative_variance"]) for r in rows
-                            if r["critic"] == critic and r["estimator"] == name)
+        for name in dict.fromkeys(r.estimator for r in rows):
+            points = sorted((r.pi, r.averaged_cosine, r.relative_variance) for r in rows
+                            if r.critic == critic and r.estimator == name)
             if points:
                 pis, cosines, variances = zip(*points)
                 top.plot(pis, cosines, marker="o", label=name)

@@ -2,9 +2,9 @@
 (the setting of Theis, van den Oord and Bethge 2016).
 
 P is a mixture of K = 10 isotropic Gaussians, so its density is known exactly. By default it is Theis et
-al.'s own mixture (`GaussianMixture2D.theis`, seed 22 of numpy's legacy generator): most of its mass lies
-in a cluster of components around (-0.4, -1.1), a second heavy component sits at (-0.1, 3.2) and light
-ones lie far out, so the maximum-likelihood Gaussian is far broader than any mode.
+al.'s own mixture (`GaussianMixture2D.theis`, seed `THEIS_SEED` of numpy's legacy generator): most of its
+mass lies in one cluster of components, a second heavy component sits apart from it and light ones lie far
+out, so the maximum-likelihood Gaussian is far broader than any mode.
 The other option is a mixture drawn by the same recipe with numpy's default generator
 (`GaussianMixture2D(seed)`), whose components overlap more, so that the fits move less with π.
 
@@ -27,18 +27,20 @@ the numbers (docs/theory/objectives.md#js-adversarial-training).
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from seqgen.errors import UserError
+from seqgen.experiments.plots import plot_gaussian_fits, plot_gaussian_kls
+from seqgen.experiments.report import Row, write_results
 from seqgen.experiments.sizes import study_size
 from seqgen.functional import binary_entropy
 from seqgen.metrics.continuous import (  # noqa: F401 - the study's densities and divergences
@@ -317,14 +319,57 @@ def _ranks(values: Sequence[float]) -> Tensor:
     return (less + less_equal + 1).double() / 2
 
 
+@dataclass
+class FitRow(Row):
+    """One fit of Q at one π, scored on a grid covering P and Q (`score`)."""
+
+    pi: float
+    method: str
+    """"exact" or "adversarial"."""
+    start: str
+    """The exact fit's winning start (see `exact_starts`); "maximum likelihood" for adversarial fits."""
+    mean: list[float]
+    scale: float
+    kl_p_q: float
+    kl_q_p: float
+    js_pi: float
+    """Nats, like the KLs."""
+    mass_p: float
+    """The grid integral of P (≈ 1), and of Q below."""
+    mass_q: float
+    seconds: float
+    """The fit's wall time; the adversarial fits run together and each gets an equal share."""
+    js_pi_critic: float | None = None
+    """Adversarial fits: the critic's estimate of JS_π (see `fit_adversarial`); exact fits have none."""
+
+    def absent(self) -> tuple[str, ...]:
+        return ("js_pi_critic",) if self.method == "exact" else ()
+
+
+@dataclass
+class GaussiansResult(Row):
+    """What `run_gaussians` measured (the content of gaussians.json)."""
+
+    size: str
+    seed: int
+    mixture: dict[str, Any]
+    """The mixture P: its "kind", "seed", "weights", "means", "scales"."""
+    moment_matched: dict[str, Any]
+    """The maximum-likelihood fit's "mean", "scale", "kl_p_q", "kl_q_p"."""
+    fits: list[FitRow]
+    """One per method and π (π ascending), the exact fits first."""
+    spearman: dict[str, dict[str, float]]
+    """Spearman's ρ of each KL against π per method, e.g. {"adversarial": {"kl_p_q": ..., "kl_q_p": ...}}."""
+
+
 def run_gaussians(out_dir: str | Path, pis: Sequence[float] = PIS_LOG, size: str | StudySize = "full",
-                  seed: int = 0, mixture: str = "theis", mixture_seed: int | None = None) -> dict:
+                  seed: int = 0, mixture: str = "theis", mixture_seed: int | None = None) -> GaussiansResult:
     """Fit Q by both methods at every π, score the fits, write `gaussians.json` and two figures.
 
     The exact fits take the best of several starts (`fit_exact_starts`); the adversarial fits all start
     from the maximum-likelihood fit to samples of P and nothing of the exact divergences steers them.
 
-    Writes into `out_dir`: `gaussians.json` (the returned dict), `gaussians_fits.png` (each fitted Q's
+    Writes into `out_dir`: `gaussians.json` (the result), `gaussians_fits.png` (each fitted Q's
     2-standard-deviation circle, coloured by π, over P's density, one panel per method) and
     `gaussians_kl.png` (KL[P‖Q] and KL[Q‖P] against π on a log axis for both methods); both also show
     the maximum-likelihood fit.
@@ -332,23 +377,14 @@ def run_gaussians(out_dir: str | Path, pis: Sequence[float] = PIS_LOG, size: str
     Args:
         out_dir: output folder (created).
         pis: class priors, each in (0, 1).
-        size: a `StudySize`, or its name: "tiny" (seconds, for tests), "demo" (under a minute on 2
-            cores) or "full".
+        size: a `StudySize`, or its name (`SIZES`): "tiny" (for tests), "demo" or "full".
         seed: seeds the adversarial fits (and the random mixture unless `mixture_seed` is given).
         mixture: "theis" (Theis et al.'s mixture, `GaussianMixture2D.theis`) or "random" (a mixture
             drawn by the same recipe with numpy's default generator, `GaussianMixture2D`).
-        mixture_seed: draws the mixture (default: 22 for "theis", `seed` for "random").
+        mixture_seed: draws the mixture (default: `THEIS_SEED` for "theis", `seed` for "random").
 
     Returns:
-        "size", "seed"; "mixture": its "kind", "seed", "weights", "means", "scales"; "moment_matched":
-        the maximum-likelihood fit's "mean", "scale", "kl_p_q", "kl_q_p"; "fits": one row per method and
-        π (π ascending) with "pi", "method" ("exact" or "adversarial"), "start" (the exact fit's winning
-        start, see `exact_starts`; "maximum likelihood" for adversarial fits), "mean", "scale",
-        "kl_p_q", "kl_q_p", "js_pi" (nats), "mass_p", "mass_q" (grid integrals of P and Q, ≈ 1),
-        "seconds" (the fit's wall time; the adversarial fits run together and each gets an equal
-        share), and for adversarial rows "js_pi_critic" (the critic's estimate of JS_π, see
-        `fit_adversarial`); "spearman": Spearman's ρ of each KL against π per method, e.g.
-        {"adversarial": {"kl_p_q": ..., "kl_q_p": ...}}.
+        The fits and their scores (`GaussiansResult`), as written to gaussians.json.
 
     Raises:
         UserError: an unknown size or mixture, fewer than two π, or a π outside (0, 1).
@@ -362,7 +398,7 @@ def run_gaussians(out_dir: str | Path, pis: Sequence[float] = PIS_LOG, size: str
     if mixture_seed is None:
         mixture_seed = THEIS_SEED if mixture == "theis" else seed
     p = GaussianMixture2D.named(mixture, mixture_seed)
-    rows = []
+    rows: list[FitRow] = []
     for pi in pis:
         started = time.perf_counter()
         fit = fit_exact_starts(p, pi, cfg.exact_steps, cfg.grid_size)
@@ -372,95 +408,28 @@ def run_gaussians(out_dir: str | Path, pis: Sequence[float] = PIS_LOG, size: str
                            cfg.critic_steps, cfg.hidden)
     seconds = (time.perf_counter() - started) / len(pis)  # the fits run together: each gets an equal share
     for pi, (q, estimate) in zip(pis, fits):
-        rows.append(_row(p, q, pi, "adversarial", "maximum likelihood", cfg.grid_size, seconds)
-                    | {"js_pi_critic": estimate})
+        rows.append(_row(p, q, pi, "adversarial", "maximum likelihood", cfg.grid_size, seconds, estimate))
     ml = p.moment_matched()
-    result = {
-        "size": cfg.name,
-        "seed": seed,
-        "mixture": {"kind": p.kind, "seed": p.seed, "weights": p.weights.tolist(), "means": p.means.tolist(),
-                    "scales": p.scales.tolist()},
-        "moment_matched": {"mean": ml.mean.tolist(), "scale": float(ml.scale),
-                           **{k: v for k, v in score(p, ml, 0.5, cfg.grid_size).items() if k.startswith("kl")}},
-        "fits": rows,
-        "spearman": {method: {kl: spearman(pis, [r[kl] for r in rows if r["method"] == method])
-                              for kl in ("kl_p_q", "kl_q_p")} for method in ("exact", "adversarial")},
-    }
+    result = GaussiansResult(
+        size=cfg.name,
+        seed=seed,
+        mixture={"kind": p.kind, "seed": p.seed, "weights": p.weights.tolist(), "means": p.means.tolist(),
+                 "scales": p.scales.tolist()},
+        moment_matched={"mean": ml.mean.tolist(), "scale": float(ml.scale),
+                        **{k: v for k, v in score(p, ml, 0.5, cfg.grid_size).items() if k.startswith("kl")}},
+        fits=rows,
+        spearman={method: {kl: spearman(pis, [getattr(r, kl) for r in rows if r.method == method])
+                           for kl in ("kl_p_q", "kl_q_p")} for method in ("exact", "adversarial")},
+    )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "gaussians.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-    _plot_fits(p, rows, result["moment_matched"], out / "gaussians_fits.png")
-    _plot_kls(rows, result["moment_matched"], out / "gaussians_kl.png")
+    write_results(out / "gaussians.json", result)
+    plot_gaussian_fits(p, rows, result.moment_matched, out / "gaussians_fits.png")
+    plot_gaussian_kls(rows, result.moment_matched, out / "gaussians_kl.png")
     return result
 
 
 def _row(p: GaussianMixture2D, q: IsotropicGaussian, pi: float, method: str, start: str, grid_size: int,
-         seconds: float) -> dict:
-    return {"pi": pi, "method": method, "start": start, "mean": q.mean.tolist(), "scale": float(q.scale),
-            **score(p, q, pi, grid_size), "seconds": seconds}
-
-
-def _plot_fits(p: GaussianMixture2D, rows: list[dict], ml: dict, path: Path) -> None:
-    # A bare Figure renders with Agg and leaves pyplot's global backend alone (notebooks keep theirs).
-    from matplotlib import colormaps
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import LogNorm
-    from matplotlib.figure import Figure
-
-    circles = [*rows, ml]
-    low = min(float((p.means - 3 * p.scales[:, None]).min()), *(min(c["mean"]) - 2 * c["scale"] for c in circles))
-    high = max(float((p.means + 3 * p.scales[:, None]).max()), *(max(c["mean"]) + 2 * c["scale"] for c in circles))
-    axis = torch.linspace(low, high, 300, dtype=torch.float64)
-    xx, yy = torch.meshgrid(axis, axis, indexing="xy")
-    density = p.log_prob(torch.stack([xx.reshape(-1), yy.reshape(-1)], 1)).exp().reshape(xx.shape)
-    # π spans decades (`PIS_LOG`): a log colour scale keeps the small class priors apart
-    pis = [r["pi"] for r in rows]
-    cmap, norm = colormaps["viridis"], LogNorm(min(pis), max(max(pis), min(pis) * 1.01))
-    angle = torch.linspace(0, 2 * math.pi, 200, dtype=torch.float64)
-
-    def circle(c: dict) -> tuple:
-        return ((c["mean"][0] + 2 * c["scale"] * angle.cos()).numpy(),
-                (c["mean"][1] + 2 * c["scale"] * angle.sin()).numpy())
-
-    fig = Figure(figsize=(11, 5), layout="constrained")
-    axes = fig.subplots(1, 2)
-    for ax, method in zip(axes, ("exact", "adversarial")):
-        ax.contourf(xx.numpy(), yy.numpy(), density.numpy(), levels=30, cmap="Greys")
-        ax.plot(*circle(ml), color="tab:red", ls="--", lw=1.2, zorder=3, label="maximum likelihood")
-        for row in (r for r in rows if r["method"] == method):
-            ax.plot(*circle(row), color=cmap(norm(row["pi"])), lw=1.8)
-            ax.plot(*row["mean"], marker="+", color=cmap(norm(row["pi"])))
-        ax.set_aspect("equal")
-        ax.set_xlim(low, high)
-        ax.set_ylim(low, high)
-        ax.set_title(f"{method} fits of JS_π")
-        ax.legend(fontsize=8, loc="lower right")
-    fig.suptitle("Fitted Gaussians Q (circles of radius 2σ, coloured by π) over the mixture's density P")
-    bar = fig.colorbar(ScalarMappable(norm, cmap), ax=axes, label="π", shrink=0.8)
-    # ticks at the fits' π, skipping any within 0.15 decades of a larger one so the labels stay legible
-    ticks: list[float] = []
-    for pi in sorted(set(pis), reverse=True):
-        if not ticks or math.log10(ticks[-1] / pi) >= 0.15:
-            ticks.append(pi)
-    bar.set_ticks(ticks, labels=[f"{pi:g}" for pi in ticks])
-    bar.ax.minorticks_off()
-    fig.savefig(path, dpi=120)
-
-
-def _plot_kls(rows: list[dict], ml: dict, path: Path) -> None:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(10, 4.2), layout="constrained")
-    axes = fig.subplots(1, 2)
-    for ax, (kl, label) in zip(axes, (("kl_p_q", "KL[P‖Q] (nats)"), ("kl_q_p", "KL[Q‖P] (nats)"))):
-        for method, marker in (("exact", "o"), ("adversarial", "s")):
-            curve = [r for r in rows if r["method"] == method]
-            ax.plot([r["pi"] for r in curve], [r[kl] for r in curve], marker=marker, label=method)
-        ax.axhline(ml[kl], color="tab:red", ls="--", lw=1, label="maximum likelihood")
-        ax.set_xscale("log")  # the fits change character at small π (`PIS_LOG`)
-        ax.set_xlabel("π (log scale)")
-        ax.set_ylabel(label)
-        ax.set_title(f"{label.split(' ')[0]} of the JS_π fit against π")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.savefig(path, dpi=120)
+         seconds: float, js_pi_critic: float | None = None) -> FitRow:
+    return FitRow(pi=pi, method=method, start=start, mean=q.mean.tolist(), scale=float(q.scale),
+                  **score(p, q, pi, grid_size), seconds=seconds, js_pi_critic=js_pi_critic)

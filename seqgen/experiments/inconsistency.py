@@ -18,7 +18,8 @@ oracle LSTM (a small random one, or SeqGAN's when `oracle.data.synthetic.weights
 by NLL_oracle (sample quality) and NLL_test (coverage).
 
 `run_inconsistency` writes into its folder: one run folder per training run (`toy/<run>/`,
-`oracle/<run>/`), `results.json`, `report.md` and the figures `kl_vs_epsilon.png` and `heatmaps.png`.
+`oracle/<run>/`), `results.json`, `report.md` and the figures `kl_vs_epsilon.png` and `heatmaps.png`
+(`seqgen.experiments.inconsistency_report`).
 """
 
 from __future__ import annotations
@@ -34,9 +35,16 @@ from seqgen.config import RunConfig
 from seqgen.data.sources import split_seed, synthetic_distribution
 from seqgen.data.synthetic import OracleLSTM, ToyDistribution
 from seqgen.errors import UserError
-from seqgen.experiments.plots import plot_heatmaps, plot_kl_against_epsilon
+from seqgen.experiments.inconsistency_report import (  # noqa: F401 - the checks' tolerances
+    KL_TOLERANCE,
+    MULTI_INFORMATION_TOLERANCE,
+    Check,
+    checks,
+    text_table,
+    write,
+)
 from seqgen.experiments.recipes import QUIET_TRAIN, Recipe, group_overrides, merge, study_config
-from seqgen.experiments.report import aligned, figure_links, markdown_document, markdown_table, write_results
+from seqgen.experiments.report import Row
 from seqgen.experiments.runs import study_folder, train_run
 from seqgen.experiments.sizes import study_size
 from seqgen.metrics.exact import kl, model_log_probs, toy_metrics
@@ -48,10 +56,6 @@ EPSILONS = (0.0, 0.25, 0.5, 0.75, 1.0)
 """The fixed ε of the scheduled-sampling runs."""
 ANNEAL_FRACTION = 0.5
 """The annealed run's ε falls linearly from 1 to 0 over this fraction of training, then stays 0."""
-KL_TOLERANCE = 0.02
-"""Nats: how close a run must come to its population optimum (P, ∏_t P_t or Q*_ε) to count as there."""
-MULTI_INFORMATION_TOLERANCE = 0.10
-"""Relative: how close KL[P‖Q] of an ε = 0 run must come to P's multi-information."""
 STUDY_KEYS = ("task", "output_dir", "data.source", "tokenizer.kind", "objective.name", "objective.schedule",
               "objective.epsilon", "objective.k", "objective.c", "objective.epsilon_min", "objective.unit")
 """Recipe keys that the study sets for each run itself; an override may not change them."""
@@ -104,13 +108,62 @@ SIZES = {
     # 100 tokens; oracle.data.synthetic.weights=PATH.npz loads SeqGAN's own 5000-token weights.
     "full": StudySize("full", toy=_toy_recipe(6, 100_000, 64, 800, 512, 0.01),
                       oracle=_oracle_recipe(100, 20, 10_000, 5_000, 32, 3000, 64, 0.01)),
-    # `seqgen demo`: minutes on two CPU cores
+    # `seqgen demo`
     "demo": StudySize("demo", toy=_toy_recipe(4, 20_000, 32, 400, 512, 0.02),
                       oracle=_oracle_recipe(30, 10, 5_000, 2_000, 32, 300, 64, 0.01)),
     # notebooks and tests: seconds per run, three symbols
     "tiny": StudySize("tiny", toy=_toy_recipe(3, 10_000, 32, 200, 256, 0.03),
                       oracle=_oracle_recipe(20, 8, 2_000, 500, 32, 100, 64, 0.01)),
 }
+
+
+@dataclass
+class ToyRun(Row):
+    """One toy run, compared with P exactly (Q is the model conditioned on the toy's support;
+    `q_mass_outside` is what it puts elsewhere, see `seqgen.metrics.exact`)."""
+
+    name: str
+    method: str
+    """"teacher_forcing" or "scheduled_sampling"."""
+    epsilon: float | None
+    """The fixed ε; None for teacher forcing and the annealed run."""
+    schedule: str | None
+    closed_form_epsilon: float
+    """The ε whose Q*_ε the run is compared with: 1 for teacher forcing, 0 for the annealed run."""
+    kl_p_q: float
+    kl_q_p: float
+    kl_q_prod_marginals: float
+    multi_information_p: float
+    kl_q_closed_form: float | None
+    """KL[Q‖Q*_ε], and KL[P‖Q*_ε] below: two-token toys only, else None."""
+    kl_p_closed_form: float | None
+    tv_p_q: float
+    q_mass_outside: float
+    steps: int
+    seconds: float
+    run_dir: str
+
+
+@dataclass
+class OracleRun(Row):
+    """One run on the oracle LSTM, scored by NLL_oracle (quality) and NLL_test (coverage)."""
+
+    name: str
+    method: str
+    schedule: str | None
+    nll_oracle: float
+    nll_test: float
+    steps: int
+    seconds: float
+    run_dir: str
+
+
+@dataclass
+class OracleStep(Row):
+    """The oracle comparison: what the runs are measured against (`describe_oracle`) and the runs."""
+
+    oracle: dict[str, Any]
+    runs: list[OracleRun]
 
 
 @dataclass
@@ -121,21 +174,21 @@ class StudyResult:
         toy: the toy distribution: its parameters, H(P), multi-information, and `kl_empirical_p`, the
             KL of the training sample's empirical distribution from P (a model that fits its training
             data exactly is about this far from its population optimum).
-        runs: one entry per toy run (see `run_inconsistency`).
-        oracle: `{"oracle": ..., "runs": [...]}` with NLL_oracle and NLL_test per run; None if skipped.
-        checks: the expected outcomes, each `{"run", "claim", "value", "target", "passed"}`.
+        runs: one per toy run (see `run_inconsistency`).
+        oracle: the oracle comparison; None if skipped.
+        checks: the expected outcomes.
         files: `results`, `report` and the figures, by name.
     """
 
     toy: dict[str, Any]
-    runs: list[dict[str, Any]]
-    oracle: dict[str, Any] | None
-    checks: list[dict[str, Any]]
+    runs: list[ToyRun]
+    oracle: OracleStep | None
+    checks: list[Check]
     files: dict[str, Path] = field(default_factory=dict)
 
     def table(self) -> str:
         """The toy runs (and the oracle runs) as a plain-text table."""
-        return _text_table(self)
+        return text_table(self)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -147,14 +200,9 @@ def run_inconsistency(out_dir: str | Path, overrides: Sequence[str] = (), *, siz
                       overwrite: bool = False) -> StudyResult:
     """Train and measure every run of the study; write results.json, report.md and the figures.
 
-    Toy runs (in this order): `teacher_forcing`, `ss_eps{ε}` for each ε of `epsilons`, `ss_annealed`
-    (ε linear from 1 to 0 over the first half of training, then 0). Each entry of `StudyResult.runs`
-    (and of results.json) holds: name, method ("teacher_forcing" | "scheduled_sampling"), epsilon (the
-    fixed ε, else None), schedule, closed_form_epsilon (the ε whose Q*_ε the run is compared with: 1
-    for teacher forcing, 0 for the annealed run), kl_p_q, kl_q_p, kl_q_prod_marginals,
-    multi_information_p, kl_q_closed_form (KL[Q‖Q*_ε]) and kl_p_closed_form (KL[P‖Q*_ε]) (two-token
-    toys only, else None), tv_p_q, q_mass_outside, steps, seconds, run_dir. Q is the model conditioned
-    on the toy's support; `q_mass_outside` is what it puts elsewhere (see `seqgen.metrics.exact`).
+    Toy runs (`StudyResult.runs`, `ToyRun`s in this order): `teacher_forcing`, `ss_eps{ε}` for each ε
+    of `epsilons`, `ss_annealed` (ε linear from 1 to 0 over the first `ANNEAL_FRACTION` of training,
+    then 0).
 
     Args:
         out_dir: the study's folder.
@@ -202,20 +250,21 @@ def run_inconsistency(out_dir: str | Path, overrides: Sequence[str] = (), *, siz
     for i, (name, entry, objective) in enumerate(plan, 1):
         cfg = study_config(merge(toy_recipe, objective), out / "toy" / name)
         generator, seconds = train_run(cfg)
-        row, q = _measure_toy(generator, toy, entry)
-        runs.append({"name": name, **row, "steps": cfg.train.max_steps, "seconds": round(seconds, 2),
-                     "run_dir": str(cfg.output_dir)})
+        measured, q = _measure_toy(generator, toy, entry["closed_form_epsilon"])
+        row = ToyRun(name=name, **entry, **measured, steps=cfg.train.max_steps, seconds=round(seconds, 2),
+                     run_dir=str(cfg.output_dir))
+        runs.append(row)
         tables[name] = q
-        print(f"[{i}/{len(plan)}] toy {name:<16} KL[P‖Q] = {row['kl_p_q']:.4f}  "
-              f"KL[Q‖∏P_t] = {row['kl_q_prod_marginals']:.4f}" +
-              (f"  KL[Q‖Q*_ε] = {row['kl_q_closed_form']:.4f}" if row["kl_q_closed_form"] is not None else "")
+        print(f"[{i}/{len(plan)}] toy {name:<16} KL[P‖Q] = {row.kl_p_q:.4f}  "
+              f"KL[Q‖∏P_t] = {row.kl_q_prod_marginals:.4f}" +
+              (f"  KL[Q‖Q*_ε] = {row.kl_q_closed_form:.4f}" if row.kl_q_closed_form is not None else "")
               + f"  ({seconds:.1f} s)")
 
     oracle_result = None
     if oracle_base is not None:
         oracle_result = _oracle_study(oracle_recipe, oracle_base, oracle_lstm, out)
-    result = StudyResult(toy=toy_info, runs=runs, oracle=oracle_result, checks=_checks(runs, toy_info))
-    result.files = _write(result, toy, tables, out)
+    result = StudyResult(toy=toy_info, runs=runs, oracle=oracle_result, checks=checks(runs, toy_info))
+    result.files = write(result, toy, tables, out)
     return result
 
 
@@ -260,17 +309,17 @@ def _describe_toy(toy: ToyDistribution, cfg: RunConfig) -> dict[str, Any]:
 
 
 def _measure_toy(generator: Generator, toy: ToyDistribution,
-                 entry: dict[str, Any]) -> tuple[dict[str, Any], torch.Tensor]:
-    """The run's results entry and its Q conditioned on the toy's support ((N,) float64)."""
+                 closed_form_epsilon: float) -> tuple[dict[str, float | None], torch.Tensor]:
+    """The run's divergences (the measured fields of `ToyRun`) and its Q conditioned on the toy's support
+    ((N,) float64)."""
     metrics = toy_metrics(generator, toy)
     q = model_log_probs(generator, toy).exp()
     q = q / q.sum()
-    row = {**entry, **{k: metrics[k] for k in ("kl_p_q", "kl_q_p", "kl_q_prod_marginals",
-                                               "multi_information_p")},
+    row = {**{k: metrics[k] for k in ("kl_p_q", "kl_q_p", "kl_q_prod_marginals", "multi_information_p")},
            "kl_q_closed_form": None, "kl_p_closed_form": None,
            "tv_p_q": metrics["tv_p_q"], "q_mass_outside": metrics["q_mass_outside"]}
     if two_token(toy):
-        optimum = closed_form_optimum(toy, entry["closed_form_epsilon"])
+        optimum = closed_form_optimum(toy, closed_form_epsilon)
         row["kl_q_closed_form"] = kl(q, optimum)
         row["kl_p_closed_form"] = kl(toy.enumerate()[1], optimum)
     return row, q
@@ -288,7 +337,7 @@ def describe_oracle(base: RunConfig, oracle: OracleLSTM) -> dict[str, Any]:
             "num_train": syn.num_train, "num_samples": n, "nll_oracle_own_samples": own}
 
 
-def _oracle_study(recipe: Recipe, base: RunConfig, oracle: OracleLSTM, out: Path) -> dict[str, Any]:
+def _oracle_study(recipe: Recipe, base: RunConfig, oracle: OracleLSTM, out: Path) -> OracleStep:
     """Teacher forcing against scheduled sampling annealed to 0 on the oracle LSTM of `base`."""
     info = describe_oracle(base, oracle)
     n, seed = info["num_samples"], split_seed(base.seed, "test")  # the runs' test split
@@ -302,183 +351,8 @@ def _oracle_study(recipe: Recipe, base: RunConfig, oracle: OracleLSTM, out: Path
         cfg = study_config(merge(recipe, objective), out / "oracle" / name)
         generator, seconds = train_run(cfg)
         metrics = oracle_metrics(generator, oracle.to(generator.input_embeddings.device), n, seed)
-        runs.append({"name": name, **entry, **metrics, "steps": cfg.train.max_steps,
-                     "seconds": round(seconds, 2), "run_dir": str(cfg.output_dir)})
+        runs.append(OracleRun(name=name, **entry, **metrics, steps=cfg.train.max_steps,
+                              seconds=round(seconds, 2), run_dir=str(cfg.output_dir)))
         print(f"[{i}/{len(plan)}] oracle {name:<16} NLL_oracle = {metrics['nll_oracle']:.4f}  "
               f"NLL_test = {metrics['nll_test']:.4f}  ({seconds:.1f} s)")
-    return {"oracle": info, "runs": runs}
-
-
-# ---------------------------------------------------------------------------------------------------
-# The expected outcomes
-
-
-def _checks(runs: list[dict[str, Any]], toy: dict[str, Any]) -> list[dict[str, Any]]:
-    """The study's claims, each measured on the runs it concerns."""
-    mi = toy["multi_information_p"]
-    checks = []
-    for r in runs:
-        if r["method"] == "teacher_forcing":
-            checks.append(_check(r, "KL[P‖Q] ≤ 0.02 (teacher forcing recovers P)", r["kl_p_q"], KL_TOLERANCE))
-        elif r["closed_form_epsilon"] == 0.0:
-            checks.append(_check(r, "KL[Q‖∏_t P_t] ≤ 0.02 (ε = 0 learns the product of the marginals)",
-                                 r["kl_q_prod_marginals"], KL_TOLERANCE))
-            checks.append(_check(r, "|KL[P‖Q] − I(P)| / I(P) ≤ 10% (its KL[P‖Q] is P's multi-information)",
-                                 abs(r["kl_p_q"] - mi) / mi if mi > 0 else float("nan"),
-                                 MULTI_INFORMATION_TOLERANCE))
-        if r["epsilon"] is not None and r["kl_q_closed_form"] is not None:
-            checks.append(_check(r, "KL[Q‖Q*_ε] ≤ 0.02 (the closed-form optimum)", r["kl_q_closed_form"],
-                                 KL_TOLERANCE))
-    return checks
-
-
-def _check(run: dict[str, Any], claim: str, value: float, target: float) -> dict[str, Any]:
-    return {"run": run["name"], "claim": claim, "value": value, "target": target, "passed": value <= target}
-
-
-# ---------------------------------------------------------------------------------------------------
-# Output
-
-
-COLUMNS = (("kl_p_q", "KL[P‖Q]"), ("kl_q_p", "KL[Q‖P]"), ("kl_q_prod_marginals", "KL[Q‖∏P_t]"),
-           ("kl_q_closed_form", "KL[Q‖Q*_ε]"), ("kl_p_closed_form", "KL[P‖Q*_ε]"),
-           ("q_mass_outside", "mass outside"), ("seconds", "seconds"))
-
-
-def _setting(run: dict[str, Any]) -> str:
-    if run["method"] == "teacher_forcing":
-        return "ε = 1 (always gold)"
-    return f"ε = {run['epsilon']:g}" if run["epsilon"] is not None else "ε annealed 1 → 0"
-
-
-def _rows(result: StudyResult) -> tuple[list[str], list[list[str]]]:
-    header = ["run", "setting", *(title for _, title in COLUMNS)]
-    rows = [[r["name"], _setting(r), *("—" if r[k] is None else f"{r[k]:.4f}" if k != "seconds"
-                                       else f"{r[k]:.1f}" for k, _ in COLUMNS)] for r in result.runs]
-    return header, rows
-
-
-def _oracle_rows(result: StudyResult) -> tuple[list[str], list[list[str]]]:
-    header = ["run", "setting", "NLL_oracle", "NLL_test", "seconds"]
-    rows = [[r["name"], _setting({**r, "epsilon": None}), f"{r['nll_oracle']:.4f}", f"{r['nll_test']:.4f}",
-             f"{r['seconds']:.1f}"] for r in result.oracle["runs"]]
-    own = result.oracle["oracle"]["nll_oracle_own_samples"]
-    rows.append(["oracle itself", "its own samples", f"{own:.4f}", "—", "—"])
-    return header, rows
-
-
-def _text_table(result: StudyResult) -> str:
-    toy = result.toy
-    lines = [(f"toy P ({toy['vocab_size']} symbols, length {toy['length']}): multi-information I(P) = "
-              f"{toy['multi_information_p']:.4f} nats, training sample's KL from P = "
-              f"{toy['kl_empirical_p']:.4f}"),
-             *aligned(*_rows(result), left=2)]
-    if result.oracle:
-        info = result.oracle["oracle"]
-        lines += ["", f"oracle LSTM ({info['vocab_size']} tokens, length {info['length']}), nats per token:",
-                  *aligned(*_oracle_rows(result), left=2)]
-    lines += ["", *(f"{'pass' if c['passed'] else 'MISS'}  {c['run']}: {c['claim']}: {c['value']:.4f}"
-                    for c in result.checks)]
-    return "\n".join(lines)
-
-
-def _write(result: StudyResult, toy: ToyDistribution, tables: dict[str, torch.Tensor],
-           out: Path) -> dict[str, Path]:
-    files = {"results": out / "results.json", "report": out / "report.md"}
-    write_results(files["results"], {"toy": result.toy, "runs": result.runs, "oracle": result.oracle,
-                                     "checks": result.checks})
-    if two_token(toy):
-        grid = torch.linspace(0, 1, 101, dtype=torch.float64)
-        p = toy.enumerate()[1]
-        curve = [kl(p, closed_form_optimum(toy, float(e))) for e in grid]
-        files["kl_vs_epsilon"] = out / "kl_vs_epsilon.png"
-        plot_kl_against_epsilon(grid.tolist(), curve, result.runs, result.toy["multi_information_p"],
-                                files["kl_vs_epsilon"])
-        V = toy.vocab_size
-        panels = {"P": p, "P(x1)·P(x2) = Q*_0": closed_form_optimum(toy, 0.0)}
-        models = {"teacher_forcing": "Q, teacher forcing", "ss_eps0": "Q, scheduled sampling ε = 0"}
-        for name, title in models.items():
-            if name in tables:
-                panels[title] = tables[name]
-        files["heatmaps"] = out / "heatmaps.png"
-        plot_heatmaps({k: v.view(V, V).tolist() for k, v in panels.items()}, toy.symbols, files["heatmaps"])
-    files["report"].write_text(_report(result, files, out), encoding="utf-8")
-    return files
-
-
-def _report(result: StudyResult, files: dict[str, Path], out: Path) -> str:
-    toy = result.toy
-    lines = ["# Scheduled sampling's inconsistency, measured", "",
-             (f"Toy P: a random `{toy['kind']}` table over {toy['vocab_size']} symbols × length "
-              f"{toy['length']} (Dirichlet concentration {toy['concentration']:g}, seed {toy['seed']}); "
-              f"H(P) = {toy['entropy_p']:.4f} nats, multi-information I(P) = Σ_t H(P_t) − H(P) = "
-              f"{toy['multi_information_p']:.4f} nats. Every run trains the same LSTM on the same "
-              f"{toy['num_train']} samples, whose empirical distribution is {toy['kl_empirical_p']:.4f} nats "
-              "from P (KL[P̂‖P]). All divergences are exact sums over the toy's support, in nats; Q is the "
-              "model conditioned on the support (`mass outside` is what it puts elsewhere). Q*_ε is the "
-              "closed-form optimum of scheduled sampling, Q*_ε(x2 | x1) = ε·P(x2 | x1) + (1 − ε)·P(x2); "
-              "teacher forcing is compared with Q*_1 = P and the annealed run with Q*_0 = ∏_t P_t."), "",
-             markdown_table(*_rows(result)), "", "## Reading", "", _reading(result), "", "## Checks", ""]
-    lines += [f"- {'pass' if c['passed'] else '**miss**'}: `{c['run']}`: {c['claim']}: {c['value']:.4f}"
-              for c in result.checks]
-    if result.oracle:
-        info = result.oracle["oracle"]
-        source = f"the weights in `{info['weights']}`" if info["weights"] else "random N(0, 1) weights"
-        lines += ["", "## The same comparison on an oracle LSTM", "",
-                  (f"Oracle: {info['vocab_size']} tokens, length {info['length']}, {source}; "
-                   f"{info['num_train']} training sequences; each figure over {info['num_samples']} "
-                   "sequences, nats per token. NLL_oracle = −E_Q log P / T (sample quality), NLL_test = "
-                   "−E_P log Q / T (coverage; its floor is the oracle's own entropy rate, estimated by the "
-                   "last row)."), "",
-                  markdown_table(*_oracle_rows(result))]
-    return markdown_document([*lines, *figure_links(files, out)])
-
-
-def _reading(result: StudyResult) -> str:
-    """One paragraph that says what the numbers show, and which expected outcome they miss."""
-    mi = result.toy["multi_information_p"]
-    missed = {c["run"] for c in result.checks if not c["passed"]}
-    parts = []
-    for r in result.runs:
-        if r["method"] == "teacher_forcing":
-            parts.append(f"Teacher forcing ends {r['kl_p_q']:.4f} nats from P"
-                         + (", as a consistent objective should." if r["name"] not in missed
-                            else f", short of the {KL_TOLERANCE} target."))
-    zero = [r for r in result.runs if r["method"] == "scheduled_sampling" and r["closed_form_epsilon"] == 0.0]
-    if zero:
-        parts.append("Scheduled sampling that always feeds its own samples ("
-                     + " and ".join("ε = 0" if r["epsilon"] is not None else "ε annealed to 0" for r in zero)
-                     + ") ends " + " and ".join(f"{r['kl_q_prod_marginals']:.4f}" for r in zero)
-                     + " nats from the product of P's marginals ∏_t P_t, with KL[P‖Q] = "
-                     + " and ".join(f"{r['kl_p_q']:.4f}" for r in zero)
-                     + f" against P's multi-information {mi:.4f}"
-                     + (": the model learns to ignore its history, as the closed form predicts, although "
-                        "every target it saw was gold." if not missed & {r["name"] for r in zero}
-                        else ", which misses the closed form's prediction (see the checks)."))
-    fixed = [r for r in result.runs if r["epsilon"] is not None and r["kl_q_closed_form"] is not None]
-    if fixed:
-        worst = max(fixed, key=lambda r: r["kl_q_closed_form"])
-        parts.append(f"Against its own closed-form optimum Q*_ε, the largest KL[Q‖Q*_ε] among the fixed ε is "
-                     f"{worst['kl_q_closed_form']:.4f} (ε = {worst['epsilon']:g})"
-                     + (", so KL[P‖Q] follows the curve KL[P‖Q*_ε] as ε grows, and only ε = 1, teacher "
-                        "forcing, is consistent." if not missed & {r["name"] for r in fixed} else "."))
-    misses = [c for c in result.checks if not c["passed"]]
-    if misses:
-        parts.append("Missed: " + "; ".join(f"{c['run']} ({c['claim'].split(' (')[0]}: {c['value']:.4f})"
-                                            for c in misses) + ".")
-    else:
-        parts.append("Every expected outcome is met.")
-    if result.oracle:
-        runs = {r["name"]: r for r in result.oracle["runs"]}
-        a, b = runs["teacher_forcing"], runs["ss_annealed"]
-        parts.append(f"On the oracle LSTM, scheduled sampling annealed to 0 has NLL_test {b['nll_test']:.4f} "
-                     f"against teacher forcing's {a['nll_test']:.4f} "
-                     f"({_compare(b['nll_test'], a['nll_test'])} coverage) and NLL_oracle "
-                     f"{b['nll_oracle']:.4f} against {a['nll_oracle']:.4f} "
-                     f"({_compare(b['nll_oracle'], a['nll_oracle'])} samples), in nats per token.")
-    return " ".join(parts)
-
-
-def _compare(value: float, reference: float) -> str:
-    """How an NLL compares with a reference one (lower is better)."""
-    return "worse" if value > reference else "better" if value < reference else "the same"
+    return OracleStep(oracle=info, runs=runs)

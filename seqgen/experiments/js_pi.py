@@ -42,8 +42,9 @@ from seqgen.errors import UserError
 from seqgen.experiments import gaussians
 from seqgen.experiments.exact_fit import exact_budget, fit_exact_js_pi
 from seqgen.experiments.inconsistency import describe_oracle
-from seqgen.experiments.js_pi_report import METHODS, checks, text_table, write
+from seqgen.experiments.js_pi_report import METHODS, Check, checks, text_table, write
 from seqgen.experiments.recipes import QUIET_TRAIN, Recipe, group_overrides, merge, study_config
+from seqgen.experiments.report import Row
 from seqgen.experiments.runs import study_folder, train_run
 from seqgen.experiments.sizes import study_size
 from seqgen.metrics.exact import toy_metrics
@@ -162,21 +163,101 @@ SIZES = {
 
 
 @dataclass
+class ToyRun(Row):
+    """One fit of the toy (see `run_js_pi` for the runs and `seqgen.metrics.toy_fit` for the divergences;
+    Q is the model conditioned on the toy's support)."""
+
+    name: str
+    method: str
+    """"teacher_forcing", "adversarial" (learned critic), "adversarial_optimal" (D*) or "exact"."""
+    pi: float | None
+    seed: int | None
+    """The run seed of a JS_π run; None for teacher forcing and the exact fits."""
+    kl_p_q: float
+    kl_q_p: float
+    js_pi: float | None
+    """JS_π at the run's π and its two scalings below; None for teacher forcing."""
+    js_pi_over_pi: float | None
+    js_pi_over_1mpi: float | None
+    entropy_q: float
+    tv_p_q: float
+    q_mass_outside: float
+    js_pi_start: float | None
+    """JS_π of the teacher-forcing model at the run's π, where the run's objective started."""
+    critic_js_pi: float | None
+    """A learned critic's JS_π estimate V_π + H(π) over the last logged tenth of training."""
+    steps: int
+    seconds: float
+    run_dir: str | None
+    critic_error: float | None = None
+    """Learned critics (same window): the Q-weighted |logit D - logit D*|; adversarial runs only."""
+    critic_gradient_cosine: float | None = None
+    """Learned critics: the cosine of the gradient the critic implies with ∇JS_π; adversarial runs only."""
+
+    def absent(self) -> tuple[str, ...]:
+        return () if self.method in ("adversarial", "adversarial_optimal") else ("critic_error",
+                                                                                 "critic_gradient_cosine")
+
+
+@dataclass
+class ToyStep(Row):
+    """The sequence step: the toy, its runs and how each KL moved with π."""
+
+    toy: dict[str, Any]
+    """The toy, the generator, the estimator and critic, and the optimiser budget of every fit."""
+    runs: list[ToyRun]
+    spearman: dict[str, dict[str, dict[str, float]]]
+    """Spearman's ρ of each KL against π per method and seed ("-" for the exact fits)."""
+    spearman_summary: dict[str, dict[str, dict[str, float]]]
+    """Per method and KL: the "min", "mean" and "max" of ρ over seeds."""
+
+
+@dataclass
+class OracleRun(Row):
+    """One run of the oracle step, scored by NLL_oracle (quality) and NLL_test (coverage)."""
+
+    name: str
+    method: str
+    """"teacher_forcing" or "adversarial"."""
+    pi: float | None
+    nll_oracle: float
+    nll_test: float
+    steps: int
+    seconds: float
+    run_dir: str
+    nll_test_tf_curve: float | None = None
+    """NLL_test of teacher forcing's temperature curve at the run's NLL_oracle (linear interpolation);
+    None outside the curve and for teacher forcing."""
+    distance_to_tf_curve: float | None = None
+    """nll_test minus that: below zero, the run is below the curve."""
+
+
+@dataclass
+class OracleStep(Row):
+    """The oracle step: the oracle, its runs, and teacher forcing's temperature curve."""
+
+    oracle: dict[str, Any]
+    runs: list[OracleRun]
+    sweep: list[dict[str, float]]
+    """`seqgen.sweep.sweep`'s "alpha", "nll_oracle", "nll_test", one per α of `ALPHAS`."""
+
+
+@dataclass
 class JsPiResult:
     """What `run_js_pi` measured (the content of results.json) and where it wrote it.
 
     Attributes:
         continuous: `gaussians.run_gaussians`' result; None if skipped.
-        toy: `{"toy": ..., "runs": [...], "spearman": ...}` (see `run_js_pi`); None if skipped.
-        oracle: `{"oracle": ..., "runs": [...], "sweep": [...]}` (see `run_js_pi`); None if skipped.
-        checks: the expected outcomes, each `{"step", "method", "claim", "value", "passed"}`.
+        toy: the sequence step (see `run_js_pi`); None if skipped.
+        oracle: the oracle step (see `run_js_pi`); None if skipped.
+        checks: the expected outcomes.
         files: `results`, `report` and the figures, by name.
     """
 
-    continuous: dict[str, Any] | None
-    toy: dict[str, Any] | None
-    oracle: dict[str, Any] | None
-    checks: list[dict[str, Any]]
+    continuous: gaussians.GaussiansResult | None
+    toy: ToyStep | None
+    oracle: OracleStep | None
+    checks: list[Check]
     files: dict[str, Path] = field(default_factory=dict)
 
     def table(self) -> str:
@@ -194,27 +275,16 @@ def run_js_pi(out_dir: str | Path, overrides: Sequence[str] = (), *, size: str |
               oracle: bool = True, overwrite: bool = False) -> JsPiResult:
     """Run the study's steps; write results.json, report.md and the figures.
 
-    Toy runs (`JsPiResult.toy["runs"]`, in this order): `teacher_forcing`; for each seed of the size and
-    each π of `pis`, `js_pi{π}_seed{s}` (JS_π adversarial training from the teacher-forcing model with a
-    learned critic, method "adversarial") and `js_pi{π}_optimal_seed{s}` (the same with the optimal
-    critic D*, method "adversarial_optimal"); then `exact_pi{π}` (exact JS_π descent from it with the
-    same optimiser budget, see `fit_exact_js_pi`). Each entry holds: name, method, pi and seed (None for
-    teacher forcing; seed None for exact fits), kl_p_q, kl_q_p, js_pi, js_pi_over_pi, js_pi_over_1mpi (at
-    the run's π; None for teacher forcing), js_pi_start (JS_π of the teacher-forcing model at the run's
-    π, where the run's objective started), critic_js_pi (learned critics: their JS_π estimate
-    V_π + H(π), averaged over the last logged tenth of training), critic_error and
-    critic_gradient_cosine (learned critics, same window: Q-weighted |logit D - logit D*| and the
-    cosine of the gradient the critic implies with ∇JS_π), entropy_q, tv_p_q, q_mass_outside, steps,
-    seconds, run_dir. Q is the model conditioned on the toy's support (see `seqgen.metrics.exact`).
-    `toy["spearman"]` holds Spearman's ρ of each KL against π per method and seed
-    (`{"adversarial": {"0": {"kl_p_q": ..., "kl_q_p": ...}, ...}, "exact": {"-": ...}}`) and
-    `toy["spearman_summary"]` their minimum, mean and maximum over seeds.
+    Toy runs (`JsPiResult.toy.runs`, `ToyRun`s in this order): `teacher_forcing`; for each seed of the
+    size and each π of `pis`, `js_pi{π}_seed{s}` (JS_π adversarial training from the teacher-forcing
+    model with a learned critic, method "adversarial") and `js_pi{π}_optimal_seed{s}` (the same with the
+    optimal critic D*, method "adversarial_optimal"); then `exact_pi{π}` (exact JS_π descent from it with
+    the same optimiser budget, see `fit_exact_js_pi`). `toy.spearman` holds Spearman's ρ of each KL
+    against π per method and seed (`{"adversarial": {"0": {"kl_p_q": ..., "kl_q_p": ...}, ...},
+    "exact": {"-": ...}}`) and `toy.spearman_summary` their minimum, mean and maximum over seeds.
 
-    Oracle runs (`oracle["runs"]`): `teacher_forcing`, then `js_pi{π}` for each π of `oracle_pis`, each
-    with name, method, pi, nll_oracle, nll_test, nll_test_tf_curve (NLL_test of teacher forcing's
-    temperature curve at the run's NLL_oracle, linearly interpolated; None outside the curve),
-    distance_to_tf_curve (nll_test minus that: below zero, the run is below the curve), steps, seconds,
-    run_dir; `oracle["sweep"]` is that curve (`seqgen.sweep.sweep` rows, one per α of ALPHAS).
+    Oracle runs (`oracle.runs`, `OracleRun`s): `teacher_forcing`, then `js_pi{π}` for each π of
+    `oracle_pis`; `oracle.sweep` is teacher forcing's temperature curve (one point per α of ALPHAS).
 
     Args:
         out_dir: the study's folder.
@@ -279,7 +349,7 @@ def run_js_pi(out_dir: str | Path, overrides: Sequence[str] = (), *, size: str |
         print(f"continuous: one Gaussian fitted to a 2-D mixture by JS_π at π = {_grid(continuous_pis)}")
         started = time.perf_counter()
         continuous_result = gaussians.run_gaussians(out / "continuous", continuous_pis, spec.continuous)
-        rho = continuous_result["spearman"]
+        rho = continuous_result.spearman
         print(f"  ρ(KL[Q‖P], π): exact {rho['exact']['kl_q_p']:+.2f}, adversarial "
               f"{rho['adversarial']['kl_q_p']:+.2f}  ({time.perf_counter() - started:.1f} s)")
     toy_result = _toy_study(toy_plan, toy_p, pis, spec) if toy else None
@@ -339,7 +409,7 @@ def _run_name(pi: float, seed: int | None = None, optimal: bool = False) -> str:
     return f"js_pi{pi:g}" + ("_optimal" if optimal else "") + ("" if seed is None else f"_seed{seed}")
 
 
-def _toy_study(plan: _Plan, toy: ToyDistribution, pis: list[float], spec: StudySize) -> dict[str, Any]:
+def _toy_study(plan: _Plan, toy: ToyDistribution, pis: list[float], spec: StudySize) -> ToyStep:
     """Teacher forcing, then at each π JS_π adversarial training (learned and optimal critic, each seed)
     and exact JS_π descent with the same optimiser budget, on the toy."""
     base = plan.config(None)
@@ -357,9 +427,9 @@ def _toy_study(plan: _Plan, toy: ToyDistribution, pis: list[float], spec: StudyS
     teacher, seconds = train_run(base)
     # every fit starts from teacher forcing: its own JS_π at each π is where each fit's objective starts
     start = toy_metrics(teacher, toy, pis)
-    runs = [{"name": "teacher_forcing", "method": "teacher_forcing", "pi": None, "seed": None,
-             **measure_toy(teacher, toy, None), "js_pi_start": None, "critic_js_pi": None,
-             "steps": base.train.max_steps, "seconds": round(seconds, 2), "run_dir": str(base.output_dir)}]
+    runs = [ToyRun(name="teacher_forcing", method="teacher_forcing", pi=None, seed=None,
+                   **measure_toy(teacher, toy, None), js_pi_start=None, critic_js_pi=None,
+                   steps=base.train.max_steps, seconds=round(seconds, 2), run_dir=str(base.output_dir))]
     total = 1 + (2 * len(spec.seeds) + 1) * len(pis)
     print(f"[1/{total}] teacher forcing                  {_kls(runs[-1])}  ({seconds:.1f} s)")
     for optimal in (False, True):
@@ -367,33 +437,33 @@ def _toy_study(plan: _Plan, toy: ToyDistribution, pis: list[float], spec: StudyS
             for pi in pis:
                 cfg = plan.config(pi, seed, optimal)
                 generator, seconds = train_run(cfg)
-                runs.append({"name": _run_name(pi, seed, optimal), "pi": pi, "seed": seed,
-                             "method": "adversarial_optimal" if optimal else "adversarial",
-                             **measure_toy(generator, toy, pi), "js_pi_start": start[f"js_pi{pi:g}"],
-                             **_critic_logs(Path(cfg.output_dir), optimal), "steps": cfg.train.max_steps,
-                             "seconds": round(seconds, 2), "run_dir": str(cfg.output_dir)})
+                runs.append(ToyRun(name=_run_name(pi, seed, optimal), pi=pi, seed=seed,
+                                   method="adversarial_optimal" if optimal else "adversarial",
+                                   **measure_toy(generator, toy, pi), js_pi_start=start[f"js_pi{pi:g}"],
+                                   **_critic_logs(Path(cfg.output_dir), optimal), steps=cfg.train.max_steps,
+                                   seconds=round(seconds, 2), run_dir=str(cfg.output_dir)))
                 print(f"[{len(runs)}/{total}] JS_π {'D*' if optimal else 'learned critic'}, seed {seed}, "
                       f"π = {pi:<4g} {_kls(runs[-1])}  ({seconds:.1f} s)")
     for pi in pis:
         started = time.perf_counter()
         fitted = fit_exact_js_pi(teacher, toy, pi, **exact_budget(plan.config(pi, spec.seeds[0])))
         seconds = time.perf_counter() - started
-        runs.append({"name": f"exact_pi{pi:g}", "method": "exact", "pi": pi, "seed": None,
-                     **measure_toy(fitted, toy, pi), "js_pi_start": start[f"js_pi{pi:g}"], "critic_js_pi": None,
-                     "steps": info["budget"]["steps"], "seconds": round(seconds, 2), "run_dir": None})
+        runs.append(ToyRun(name=f"exact_pi{pi:g}", method="exact", pi=pi, seed=None,
+                           **measure_toy(fitted, toy, pi), js_pi_start=start[f"js_pi{pi:g}"], critic_js_pi=None,
+                           steps=info["budget"]["steps"], seconds=round(seconds, 2), run_dir=None))
         print(f"[{len(runs)}/{total}] exact JS_π, π = {pi:<4g}             {_kls(runs[-1])}  ({seconds:.1f} s)")
     spearman = {method: {("-" if seed is None else str(seed)): {
-        kl: gaussians.spearman(pis, [r[kl] for r in runs if r["method"] == method and r["seed"] == seed])
-        for kl in ("kl_p_q", "kl_q_p")} for seed in dict.fromkeys(r["seed"] for r in runs if r["method"] == method)}
+        kl: gaussians.spearman(pis, [getattr(r, kl) for r in runs if r.method == method and r.seed == seed])
+        for kl in ("kl_p_q", "kl_q_p")} for seed in dict.fromkeys(r.seed for r in runs if r.method == method)}
         for method in METHODS}
     summary = {method: {kl: {"min": min(v[kl] for v in by_seed.values()), "max": max(v[kl] for v in by_seed.values()),
                              "mean": sum(v[kl] for v in by_seed.values()) / len(by_seed)}
                         for kl in ("kl_p_q", "kl_q_p")} for method, by_seed in spearman.items()}
-    return {"toy": info, "runs": runs, "spearman": spearman, "spearman_summary": summary}
+    return ToyStep(toy=info, runs=runs, spearman=spearman, spearman_summary=summary)
 
 
-def _kls(row: dict[str, Any]) -> str:
-    return f"KL[P‖Q] = {row['kl_p_q']:.4f}  KL[Q‖P] = {row['kl_q_p']:.4f}"
+def _kls(row: ToyRun) -> str:
+    return f"KL[P‖Q] = {row.kl_p_q:.4f}  KL[Q‖P] = {row.kl_q_p:.4f}"
 
 
 def measure_toy(generator: Generator, toy: ToyDistribution, pi: float | None) -> dict[str, Any]:
@@ -417,7 +487,7 @@ def _critic_logs(run_dir: Path, optimal: bool) -> dict[str, float | None]:
     return values
 
 
-def _oracle_study(plan: _Plan, oracle: OracleLSTM, pis: list[float]) -> dict[str, Any]:
+def _oracle_study(plan: _Plan, oracle: OracleLSTM, pis: list[float]) -> OracleStep:
     """Teacher forcing, its temperature sweep, and JS_π adversarial training from it on the oracle LSTM."""
     from seqgen.sweep import sweep
 
@@ -430,21 +500,19 @@ def _oracle_study(plan: _Plan, oracle: OracleLSTM, pis: list[float]) -> dict[str
         cfg = plan.config(pi)
         generator, seconds = train_run(cfg)
         metrics = oracle_metrics(generator, oracle.to(generator.input_embeddings.device), n, seed)
-        runs.append({"name": "teacher_forcing" if pi is None else _run_name(pi),
-                     "method": "teacher_forcing" if pi is None else "adversarial", "pi": pi, **metrics,
-                     "steps": cfg.train.max_steps, "seconds": round(seconds, 2),
-                     "run_dir": str(cfg.output_dir)})
-        print(f"[{i}/{total}] oracle {runs[-1]['name']:<16} NLL_oracle = {metrics['nll_oracle']:.4f}  "
+        runs.append(OracleRun(name="teacher_forcing" if pi is None else _run_name(pi),
+                              method="teacher_forcing" if pi is None else "adversarial", pi=pi, **metrics,
+                              steps=cfg.train.max_steps, seconds=round(seconds, 2), run_dir=str(cfg.output_dir)))
+        print(f"[{i}/{total}] oracle {runs[-1].name:<16} NLL_oracle = {metrics['nll_oracle']:.4f}  "
               f"NLL_test = {metrics['nll_test']:.4f}  ({seconds:.1f} s)")
     # The same samples and test split as the runs' own figures, so that α = 1 is teacher forcing's point.
     curve = sweep([plan.teacher], ALPHAS, plan.folder / "sweep", num_samples=n, seed=seed, overwrite=True)
     curve = [{k: r[k] for k in ("alpha", "nll_oracle", "nll_test")} for r in curve]
     for r in runs:
-        r["nll_test_tf_curve"] = _on_curve(curve, r["nll_oracle"]) if r["pi"] is not None else None
+        r.nll_test_tf_curve = _on_curve(curve, r.nll_oracle) if r.pi is not None else None
         # below zero: the run covers P better than teacher forcing tempered to the same quality
-        r["distance_to_tf_curve"] = (None if r["nll_test_tf_curve"] is None
-                                     else r["nll_test"] - r["nll_test_tf_curve"])
-    return {"oracle": info, "runs": runs, "sweep": curve}
+        r.distance_to_tf_curve = None if r.nll_test_tf_curve is None else r.nll_test - r.nll_test_tf_curve
+    return OracleStep(oracle=info, runs=runs, sweep=curve)
 
 
 def _on_curve(curve: list[dict[str, float]], nll_oracle: float) -> float | None:

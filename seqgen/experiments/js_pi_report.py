@@ -4,11 +4,13 @@ report.md and its figures (`seqgen.experiments.js_pi` runs the study)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from seqgen.experiments.plots import plot_kl_against_pi, plot_oracle_tradeoff
 from seqgen.experiments.report import (
+    Row,
     aligned,
     figure_links,
     markdown_document,
@@ -19,7 +21,8 @@ from seqgen.experiments.report import (
 )
 
 if TYPE_CHECKING:
-    from seqgen.experiments.js_pi import JsPiResult
+    from seqgen.experiments.gaussians import GaussiansResult
+    from seqgen.experiments.js_pi import JsPiResult, OracleStep, ToyStep
 
 METHODS = ("adversarial", "adversarial_optimal", "exact")
 """The toy's JS_π fits: adversarial with a learned critic, adversarial with the optimal critic, exact descent."""
@@ -37,52 +40,61 @@ EXACT_MATCH = 0.2
 """How close an optimal-critic run's final JS_π must come to the exact fit's at the same budget (relative)."""
 
 
-def checks(continuous: dict[str, Any] | None, toy: dict[str, Any] | None) -> list[dict[str, Any]]:
+@dataclass
+class Check(Row):
+    """One expected outcome of the study, measured."""
+
+    step: str
+    """"continuous" or "toy"."""
+    method: str
+    claim: str
+    value: float
+    passed: bool
+
+
+def checks(continuous: GaussiansResult | None, toy: ToyStep | None) -> list[Check]:
     """As π grows, KL[Q‖P] should fall and KL[P‖Q] rise: Spearman's ρ of each against π, per method (and
     on the toy per seed, to `RHO_TARGET`); the toy's JS_π fits should lower JS_π from the
     teacher-forcing start at every π, and with D* end within `EXACT_MATCH` of exact descent."""
     checks = []
     if continuous is not None:
-        ml = continuous["moment_matched"]["kl_p_q"]
+        ml = continuous.moment_matched["kl_p_q"]
         for method in ("exact", "adversarial"):
-            rows = [r for r in continuous["fits"] if r["method"] == method]
-            low = [r["kl_p_q"] / ml for r in rows if r["pi"] <= SMALL_PI]
-            high = [r["kl_p_q"] / ml for r in rows if r["pi"] >= LARGE_PI]
+            rows = [r for r in continuous.fits if r.method == method]
+            low = [r.kl_p_q / ml for r in rows if r.pi <= SMALL_PI]
+            high = [r.kl_p_q / ml for r in rows if r.pi >= LARGE_PI]
             if low:
-                checks.append({"step": "continuous", "method": method, "claim": f"KL[P‖Q] within 5% of maximum "
-                               f"likelihood's at π <= {SMALL_PI:g} (largest ratio)", "value": max(low),
-                               "passed": max(low) <= 1.05})
+                checks.append(Check("continuous", method, f"KL[P‖Q] within 5% of maximum likelihood's at "
+                                    f"π <= {SMALL_PI:g} (largest ratio)", max(low), max(low) <= 1.05))
             if high:
-                checks.append({"step": "continuous", "method": method, "claim": f"on one mode at π >= {LARGE_PI:g}: "
-                               "KL[P‖Q] at least twice maximum likelihood's (smallest ratio)", "value": min(high),
-                               "passed": min(high) >= 2})
-            rho = continuous["spearman"][method]
-            checks.append({"step": "continuous", "method": method, "claim": "ρ(KL[Q‖P], π) < 0 (mode-seeking "
-                           "grows with π)", "value": rho["kl_q_p"], "passed": rho["kl_q_p"] < 0})
-            checks.append({"step": "continuous", "method": method, "claim": "ρ(KL[P‖Q], π) > 0 (coverage falls "
-                           "with π)", "value": rho["kl_p_q"], "passed": rho["kl_p_q"] > 0})
+                checks.append(Check("continuous", method, f"on one mode at π >= {LARGE_PI:g}: KL[P‖Q] at least "
+                                    "twice maximum likelihood's (smallest ratio)", min(high), min(high) >= 2))
+            rho = continuous.spearman[method]
+            checks.append(Check("continuous", method, "ρ(KL[Q‖P], π) < 0 (mode-seeking grows with π)",
+                                rho["kl_q_p"], rho["kl_q_p"] < 0))
+            checks.append(Check("continuous", method, "ρ(KL[P‖Q], π) > 0 (coverage falls with π)",
+                                rho["kl_p_q"], rho["kl_p_q"] > 0))
     if toy is None:
         return checks
     for method in METHODS:
-        by_seed = toy["spearman"][method]
+        by_seed = toy.spearman[method]
         worst_pq = min(rho["kl_p_q"] for rho in by_seed.values())
         worst_qp = max(rho["kl_q_p"] for rho in by_seed.values())
         every = "in every seed" if method != "exact" else "(deterministic)"
-        checks.append({"step": "toy", "method": method, "claim": f"ρ(KL[P‖Q], π) >= {RHO_TARGET} {every}",
-                       "value": worst_pq, "passed": worst_pq >= RHO_TARGET})
-        checks.append({"step": "toy", "method": method, "claim": f"ρ(KL[Q‖P], π) <= -{RHO_TARGET} {every}",
-                       "value": worst_qp, "passed": worst_qp <= -RHO_TARGET})
-        rows = [r for r in toy["runs"] if r["method"] == method]
-        worst = max(r["js_pi"] - r["js_pi_start"] for r in rows)
-        checks.append({"step": "toy", "method": method, "claim": "JS_π lowered from the teacher-forcing start "
-                       "at every π (largest change)", "value": worst, "passed": worst < 0})
-    exact = {r["pi"]: r["js_pi"] for r in toy["runs"] if r["method"] == "exact"}
-    optimal = [r for r in toy["runs"] if r["method"] == "adversarial_optimal"]
+        checks.append(Check("toy", method, f"ρ(KL[P‖Q], π) >= {RHO_TARGET} {every}", worst_pq,
+                            worst_pq >= RHO_TARGET))
+        checks.append(Check("toy", method, f"ρ(KL[Q‖P], π) <= -{RHO_TARGET} {every}", worst_qp,
+                            worst_qp <= -RHO_TARGET))
+        rows = [r for r in toy.runs if r.method == method]
+        worst = max(r.js_pi - r.js_pi_start for r in rows)
+        checks.append(Check("toy", method, "JS_π lowered from the teacher-forcing start at every π (largest "
+                            "change)", worst, worst < 0))
+    exact = {r.pi: r.js_pi for r in toy.runs if r.method == "exact"}
+    optimal = [r for r in toy.runs if r.method == "adversarial_optimal"]
     if optimal:
-        gap = max(abs(r["js_pi"] - exact[r["pi"]]) / exact[r["pi"]] for r in optimal)
-        checks.append({"step": "toy", "method": "adversarial_optimal", "claim": f"final JS_π within "
-                       f"{EXACT_MATCH:.0%} of the exact fit's at the same budget (largest relative gap)",
-                       "value": gap, "passed": gap <= EXACT_MATCH})
+        gap = max(abs(r.js_pi - exact[r.pi]) / exact[r.pi] for r in optimal)
+        checks.append(Check("toy", "adversarial_optimal", f"final JS_π within {EXACT_MATCH:.0%} of the exact "
+                            "fit's at the same budget (largest relative gap)", gap, gap <= EXACT_MATCH))
     return checks
 
 
@@ -97,24 +109,29 @@ TOY_COLUMNS = (("kl_p_q", "KL[P‖Q]"), ("kl_q_p", "KL[Q‖P]"), ("js_pi", "JS_�
                ("entropy_q", "H(Q)"), ("q_mass_outside", "mass outside"))
 
 
-def _toy_rows(toy: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+def _pi(pi: float | None) -> str:
+    return "—" if pi is None else f"{pi:g}"
+
+
+def _toy_rows(toy: ToyStep) -> tuple[list[str], list[list[str]]]:
     """Every toy run."""
     header = ["run", "π", *(title for _, title in TOY_COLUMNS), "seconds"]
-    rows = [[r["name"], "—" if r["pi"] is None else f"{r['pi']:g}", *(number(r.get(k)) for k, _ in TOY_COLUMNS),
-             f"{r['seconds']:.1f}"] for r in toy["runs"]]
+    rows = [[r.name, _pi(r.pi), *(number(getattr(r, k)) for k, _ in TOY_COLUMNS), f"{r.seconds:.1f}"]
+            for r in toy.runs]
     return header, rows
 
 
-def _toy_summary_rows(toy: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+def _toy_summary_rows(toy: ToyStep) -> tuple[list[str], list[list[str]]]:
     """Per method and π: each divergence's mean over seeds [min, max]."""
     header = ["method", "π", "KL[P‖Q]", "KL[Q‖P]", "JS_π", "JS_π at start"]
-    teacher = toy["runs"][0]
-    rows = [["teacher forcing", "—", number(teacher["kl_p_q"]), number(teacher["kl_q_p"]), "—", "—"]]
+    teacher = toy.runs[0]
+    rows = [["teacher forcing", "—", number(teacher.kl_p_q), number(teacher.kl_q_p), "—", "—"]]
     for method in METHODS:
-        for pi in dict.fromkeys(r["pi"] for r in toy["runs"] if r["method"] == method):
-            runs = [r for r in toy["runs"] if r["method"] == method and r["pi"] == pi]
-            rows.append([method, f"{pi:g}", *(spread([r[k] for r in runs]) for k in ("kl_p_q", "kl_q_p", "js_pi")),
-                         number(runs[0]["js_pi_start"])])
+        for pi in dict.fromkeys(r.pi for r in toy.runs if r.method == method):
+            runs = [r for r in toy.runs if r.method == method and r.pi == pi]
+            rows.append([method, f"{pi:g}", *(spread([getattr(r, k) for r in runs]) for k in ("kl_p_q", "kl_q_p",
+                                                                                              "js_pi")),
+                         number(runs[0].js_pi_start)])
     return header, rows
 
 
@@ -123,40 +140,38 @@ def _spearman_rows(spearman: dict[str, dict[str, float]]) -> tuple[list[str], li
     return header, [[m, number(rho["kl_p_q"], 2), number(rho["kl_q_p"], 2)] for m, rho in spearman.items()]
 
 
-def _seeds_spearman_rows(toy: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+def _seeds_spearman_rows(toy: ToyStep) -> tuple[list[str], list[list[str]]]:
     """Per method: Spearman's ρ of each KL against π, mean over seeds [min, max], and the seeds' values."""
     header = ["method", "ρ(KL[P‖Q], π)", "ρ(KL[Q‖P], π)", "per seed (P‖Q / Q‖P)"]
     rows = []
-    for method, by_seed in toy["spearman"].items():
+    for method, by_seed in toy.spearman.items():
         rows.append([method, *(spread([rho[kl] for rho in by_seed.values()], 2) for kl in ("kl_p_q", "kl_q_p")),
                      ", ".join(f"{rho['kl_p_q']:+.2f} / {rho['kl_q_p']:+.2f}" for rho in by_seed.values())])
     return header, rows
 
 
-def _continuous_rows(continuous: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+def _continuous_rows(continuous: GaussiansResult) -> tuple[list[str], list[list[str]]]:
     header = ["method", "π", "KL[P‖Q]", "KL[Q‖P]", "JS_π", "critic's JS_π", "scale of Q"]
-    rows = [[r["method"], f"{r['pi']:g}", number(r["kl_p_q"]), number(r["kl_q_p"]), number(r["js_pi"]),
-             number(r.get("js_pi_critic")), number(r["scale"])]
-            for r in sorted(continuous["fits"], key=lambda r: (r["method"], r["pi"]))]
-    ml = continuous["moment_matched"]
+    rows = [[r.method, f"{r.pi:g}", number(r.kl_p_q), number(r.kl_q_p), number(r.js_pi), number(r.js_pi_critic),
+             number(r.scale)] for r in sorted(continuous.fits, key=lambda r: (r.method, r.pi))]
+    ml = continuous.moment_matched
     rows.append(["maximum likelihood", "—", number(ml["kl_p_q"]), number(ml["kl_q_p"]), "—", "—",
                  number(ml["scale"])])
     return header, rows
 
 
-def _oracle_rows(oracle: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+def _oracle_rows(oracle: OracleStep) -> tuple[list[str], list[list[str]]]:
     header = ["run", "π", "NLL_oracle", "NLL_test", "TF curve's NLL_test there", "distance to the curve",
               "seconds"]
-    rows = [[r["name"], "—" if r["pi"] is None else f"{r['pi']:g}", number(r["nll_oracle"]),
-             number(r["nll_test"]), number(r["nll_test_tf_curve"]), number(r.get("distance_to_tf_curve")),
-             f"{r['seconds']:.1f}"] for r in oracle["runs"]]
-    rows.append(["oracle itself", "—", number(oracle["oracle"]["nll_oracle_own_samples"]), "—", "—", "—", "—"])
+    rows = [[r.name, _pi(r.pi), number(r.nll_oracle), number(r.nll_test), number(r.nll_test_tf_curve),
+             number(r.distance_to_tf_curve), f"{r.seconds:.1f}"] for r in oracle.runs]
+    rows.append(["oracle itself", "—", number(oracle.oracle["nll_oracle_own_samples"]), "—", "—", "—", "—"])
     return header, rows
 
 
-def _sweep_rows(oracle: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+def _sweep_rows(oracle: OracleStep) -> tuple[list[str], list[list[str]]]:
     return (["α", "NLL_oracle", "NLL_test"],
-            [[f"{r['alpha']:g}", number(r["nll_oracle"]), number(r["nll_test"])] for r in oracle["sweep"]])
+            [[f"{r['alpha']:g}", number(r["nll_oracle"]), number(r["nll_test"])] for r in oracle.sweep])
 
 
 def text_table(result: JsPiResult) -> str:
@@ -164,18 +179,18 @@ def text_table(result: JsPiResult) -> str:
     if result.continuous:
         lines += ["continuous: one Gaussian Q fitted to a 2-D mixture P (nats)",
                   *aligned(*_continuous_rows(result.continuous)),
-                  *aligned(*_spearman_rows(result.continuous["spearman"])), ""]
+                  *aligned(*_spearman_rows(result.continuous.spearman)), ""]
     if result.toy:
-        info = result.toy["toy"]
+        info = result.toy.toy
         lines += [(f"sequences: toy P ({info['vocab_size']} symbols, length {info['length']}), generator "
                    f"{info['model']}; exact divergences of Q from P (nats)"),
                   *aligned(*_toy_summary_rows(result.toy)), *aligned(*_seeds_spearman_rows(result.toy)), ""]
     if result.oracle:
-        info = result.oracle["oracle"]
+        info = result.oracle.oracle
         lines += [f"oracle LSTM ({info['vocab_size']} tokens, length {info['length']}), nats per token:",
                   *aligned(*_oracle_rows(result.oracle)), ""]
-    lines += [f"{'pass' if c['passed'] else 'MISS'}  {c['step']}, {c['method']}: {c['claim']}: "
-              f"{c['value']:+.4f}" for c in result.checks]
+    lines += [f"{'pass' if c.passed else 'MISS'}  {c.step}, {c.method}: {c.claim}: {c.value:+.4f}"
+              for c in result.checks]
     return "\n".join(lines).rstrip()
 
 
@@ -188,13 +203,13 @@ def write(result: JsPiResult, out: Path) -> dict[str, Path]:
         files["gaussians_kl"] = out / "continuous" / "gaussians_kl.png"
     if result.toy:
         files["toy_kl_vs_pi"] = out / "toy_kl_vs_pi.png"
-        teacher = result.toy["runs"][0]
-        plot_kl_against_pi(result.toy["runs"], {k: teacher[k] for k in ("kl_p_q", "kl_q_p")},
+        teacher = result.toy.runs[0]
+        plot_kl_against_pi(result.toy.runs, {"kl_p_q": teacher.kl_p_q, "kl_q_p": teacher.kl_q_p},
                            files["toy_kl_vs_pi"])
     if result.oracle:
         files["oracle_nll"] = out / "oracle_nll.png"
-        plot_oracle_tradeoff(result.oracle["sweep"], result.oracle["runs"],
-                             result.oracle["oracle"]["nll_oracle_own_samples"], files["oracle_nll"])
+        plot_oracle_tradeoff(result.oracle.sweep, result.oracle.runs,
+                             result.oracle.oracle["nll_oracle_own_samples"], files["oracle_nll"])
     files["report"].write_text(_report(result, files, out), encoding="utf-8")
     return files
 
@@ -208,17 +223,17 @@ def _report(result: JsPiResult, files: dict[str, Path], out: Path) -> str:
     if result.continuous:
         c = result.continuous
         lines += ["## 1. Continuous: one Gaussian fitted to a 2-D mixture", "",
-                  (f"P: a mixture of {len(c['mixture']['weights'])} isotropic Gaussians "
-                   + ("drawn as Theis et al. (2016) draw theirs" if c["mixture"]["kind"] == "theis" else
+                  (f"P: a mixture of {len(c.mixture['weights'])} isotropic Gaussians "
+                   + ("drawn as Theis et al. (2016) draw theirs" if c.mixture["kind"] == "theis" else
                       "with random weights, means and scales")
-                   + f" (mixture seed {c['mixture']['seed']}); Q: one isotropic Gaussian, fitted by exact JS_π "
+                   + f" (mixture seed {c.mixture['seed']}); Q: one isotropic Gaussian, fitted by exact JS_π "
                    "(numerical integration, L-BFGS from the maximum-likelihood fit and from every component, "
                    "the best kept) and adversarially (an MLP critic, reparameterised samples of Q, from the "
-                   f"maximum-likelihood fit); size `{c['size']}`, adversarial seed {c['seed']} "
+                   f"maximum-likelihood fit); size `{c.size}`, adversarial seed {c.seed} "
                    "(`seqgen.experiments.gaussians`)."), "",
-                  markdown_table(*_continuous_rows(c)), "", markdown_table(*_spearman_rows(c["spearman"])), ""]
+                  markdown_table(*_continuous_rows(c)), "", markdown_table(*_spearman_rows(c.spearman)), ""]
     if result.toy:
-        info = result.toy["toy"]
+        info = result.toy.toy
         budget = info["budget"]
         lines += ["## 2. Sequences: an enumerable toy and a generator too small for it", "",
                   (f"P: a random `{info['kind']}` table over {info['vocab_size']} symbols × length "
@@ -241,7 +256,7 @@ def _report(result: JsPiResult, files: dict[str, Path], out: Path) -> str:
                   markdown_table(*_seeds_spearman_rows(result.toy)), "", "Every run:", "",
                   markdown_table(*_toy_rows(result.toy)), ""]
     if result.oracle:
-        info = result.oracle["oracle"]
+        info = result.oracle.oracle
         source = f"the weights in `{info['weights']}`" if info["weights"] else "random N(0, 1) weights"
         lines += ["## 3. Oracle LSTM", "",
                   (f"Oracle: {info['vocab_size']} tokens, length {info['length']}, {source}; "
@@ -253,8 +268,8 @@ def _report(result: JsPiResult, files: dict[str, Path], out: Path) -> str:
                   markdown_table(*_oracle_rows(result.oracle)), "", "Teacher forcing over inverse temperatures α:",
                   "", markdown_table(*_sweep_rows(result.oracle)), ""]
     lines += ["## Reading", "", _reading(result), "", "## Checks", ""]
-    lines += [f"- {'pass' if c['passed'] else '**miss**'}: {c['step']}, {c['method']}: {c['claim']}: "
-              f"{c['value']:+.4f}" for c in result.checks]
+    lines += [f"- {'pass' if c.passed else '**miss**'}: {c.step}, {c.method}: {c.claim}: {c.value:+.4f}"
+              for c in result.checks]
     return markdown_document([*lines, *figure_links(files, out)])
 
 
@@ -267,43 +282,37 @@ def _trend(rho: dict[str, float]) -> str:
             f"ρ(KL[P‖Q], π) = {number(rho['kl_p_q'], 2)})")
 
 
-def _span(runs: list[dict[str, Any]], key: str) -> str:
-    """A KL at the smallest and at the largest π."""
-    return f"{runs[0][key]:.4f} at π = {runs[0]['pi']:g} to {runs[-1][key]:.4f} at π = {runs[-1]['pi']:g}"
-
-
 def _reading(result: JsPiResult) -> str:
     """What the numbers show, step by step; a trend that is missing is said to be missing."""
     parts = []
     if result.continuous:
-        rho = result.continuous["spearman"]
+        rho = result.continuous.spearman
         parts.append(f"Continuous: the exact fits show {_trend(rho['exact'])}, the adversarial fits "
                      f"{_trend(rho['adversarial'])}.")
     if result.toy:
-        runs, summary = result.toy["runs"], result.toy["spearman_summary"]
+        runs, summary = result.toy.runs, result.toy.spearman_summary
         teacher = runs[0]
-        parts.append(f"Sequences: teacher forcing ends at KL[P‖Q] = {teacher['kl_p_q']:.4f} and KL[Q‖P] = "
-                     f"{teacher['kl_q_p']:.4f}.")
+        parts.append(f"Sequences: teacher forcing ends at KL[P‖Q] = {teacher.kl_p_q:.4f} and KL[Q‖P] = "
+                     f"{teacher.kl_q_p:.4f}.")
         names = {"exact": "exact JS_π descent", "adversarial": "adversarial training with a learned critic",
                  "adversarial_optimal": "adversarial training with D*"}
         for method in METHODS:
-            rows = [r for r in runs if r["method"] == method]
+            rows = [r for r in runs if r.method == method]
             rho = {kl: summary[method][kl]["mean"] for kl in ("kl_p_q", "kl_q_p")}
-            lowered = sum(r["js_pi"] < r["js_pi_start"] for r in rows)
+            lowered = sum(r.js_pi < r.js_pi_start for r in rows)
             parts.append(f"From there, {names[method]} shows {_trend(rho)} (mean over seeds; worst seed "
                          f"{summary[method]['kl_p_q']['min']:+.2f} / {summary[method]['kl_q_p']['max']:+.2f}), "
                          f"and lowers JS_π below the teacher-forcing model's in {lowered} of {len(rows)} runs.")
     if result.oracle:
-        adversarial = [r for r in result.oracle["runs"] if r["method"] == "adversarial"]
-        below = [r for r in adversarial
-                 if r["nll_test_tf_curve"] is not None and r["nll_test"] < r["nll_test_tf_curve"]]
-        off = [r for r in adversarial if r["nll_test_tf_curve"] is None]
+        adversarial = [r for r in result.oracle.runs if r.method == "adversarial"]
+        below = [r for r in adversarial if r.nll_test_tf_curve is not None and r.nll_test < r.nll_test_tf_curve]
+        off = [r for r in adversarial if r.nll_test_tf_curve is None]
         parts.append(
             f"Oracle: {len(below)} of {len(adversarial)} JS_π runs lie below teacher forcing's temperature "
             "curve (a better quality-coverage trade-off than tempering the teacher-forcing model)"
-            + (f" (π = {_grid([r['pi'] for r in below])})" if below else "")
+            + (f" (π = {_grid([r.pi for r in below])})" if below else "")
             + (f"; {len(off)} lie outside the curve's range of NLL_oracle" if off else "") + ".")
-    misses = [c for c in result.checks if not c["passed"]]
-    parts.append("Missed: " + "; ".join(f"{c['step']}, {c['method']} ({c['claim'].split(' (')[0]})"
+    misses = [c for c in result.checks if not c.passed]
+    parts.append("Missed: " + "; ".join(f"{c.step}, {c.method} ({c.claim.split(' (')[0]})"
                                         for c in misses) + "." if misses else "Every expected trend is met.")
     return " ".join(parts)

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from seqgen.experiments.gaussians import FitRow
+    from seqgen.experiments.inconsistency import ToyRun as InconsistencyToyRun
+    from seqgen.experiments.js_pi import OracleRun, ToyRun
+    from seqgen.metrics.continuous import GaussianMixture2D
 
 DPI = 120
 
 
-def plot_kl_against_epsilon(grid: Sequence[float], curve: Sequence[float], runs: Sequence[dict[str, Any]],
+def plot_kl_against_epsilon(grid: Sequence[float], curve: Sequence[float], runs: Sequence[InconsistencyToyRun],
                             multi_information: float, path: Path) -> None:
     """KL[P‖Q] of the trained runs against ε, over the closed-form curve KL[P‖Q*_ε].
 
@@ -32,7 +39,7 @@ def plot_kl_against_epsilon(grid: Sequence[float], curve: Sequence[float], runs:
                            "label": "scheduled sampling, ε annealed to 0"},
               "teacher_forcing": {"marker": "D", "color": "tab:green", "label": "teacher forcing"}}
     for kind, style in styles.items():
-        points = [(r["closed_form_epsilon"], r["kl_p_q"]) for r in runs if _kind(r) == kind]
+        points = [(r.closed_form_epsilon, r.kl_p_q) for r in runs if _kind(r) == kind]
         if points:
             ax.scatter(*zip(*points), s=36, zorder=3, **style)
     ax.set_xlabel("ε (probability of feeding the gold token)")
@@ -44,10 +51,10 @@ def plot_kl_against_epsilon(grid: Sequence[float], curve: Sequence[float], runs:
     fig.savefig(path, dpi=DPI)
 
 
-def _kind(run: dict[str, Any]) -> str:
-    if run["method"] == "teacher_forcing":
+def _kind(run: InconsistencyToyRun) -> str:
+    if run.method == "teacher_forcing":
         return "teacher_forcing"
-    return "fixed" if run["epsilon"] is not None else "annealed"
+    return "fixed" if run.epsilon is not None else "annealed"
 
 
 def plot_heatmaps(tables: dict[str, Sequence[Sequence[float]]], symbols: Sequence[str], path: Path) -> None:
@@ -79,7 +86,7 @@ def plot_heatmaps(tables: dict[str, Sequence[Sequence[float]]], symbols: Sequenc
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
 
 
-def plot_kl_against_pi(runs: Sequence[dict[str, Any]], reference: dict[str, float], path: Path) -> None:
+def plot_kl_against_pi(runs: Sequence[ToyRun], reference: dict[str, float], path: Path) -> None:
     """KL[P‖Q] and KL[Q‖P] of JS_π fits against π, one panel each, over a reference fit's level.
 
     Args:
@@ -96,10 +103,10 @@ def plot_kl_against_pi(runs: Sequence[dict[str, Any]], reference: dict[str, floa
               "adversarial_optimal": {"marker": "^", "color": "tab:purple", "label": "adversarial, optimal critic"}}
     for ax, (kl, label) in zip(axes, (("kl_p_q", "KL[P‖Q]"), ("kl_q_p", "KL[Q‖P]"))):
         for method, style in styles.items():
-            pis = sorted({r["pi"] for r in runs if r["method"] == method})
+            pis = sorted({r.pi for r in runs if r.method == method})
             if not pis:
                 continue
-            values = [[r[kl] for r in runs if r["method"] == method and r["pi"] == pi] for pi in pis]
+            values = [[getattr(r, kl) for r in runs if r.method == method and r.pi == pi] for pi in pis]
             ax.plot(pis, [sum(v) / len(v) for v in values], **style)
             if any(len(v) > 1 for v in values):
                 ax.fill_between(pis, [min(v) for v in values], [max(v) for v in values], color=style["color"],
@@ -113,7 +120,7 @@ def plot_kl_against_pi(runs: Sequence[dict[str, Any]], reference: dict[str, floa
     fig.savefig(path, dpi=DPI)
 
 
-def plot_oracle_tradeoff(curve: Sequence[dict[str, float]], runs: Sequence[dict[str, Any]], own: float,
+def plot_oracle_tradeoff(curve: Sequence[dict[str, float]], runs: Sequence[OracleRun], own: float,
                          path: Path) -> None:
     """NLL_test against NLL_oracle: teacher forcing's temperature curve and the JS_π runs' points, whole
     (left) and zoomed on the runs (right).
@@ -127,7 +134,7 @@ def plot_oracle_tradeoff(curve: Sequence[dict[str, float]], runs: Sequence[dict[
     """
     fig = Figure(figsize=(12, 4.8), layout="constrained")
     points = sorted(curve, key=lambda r: r["alpha"])
-    adversarial = [r for r in runs if r["method"] == "adversarial"]
+    adversarial = [r for r in runs if r.method == "adversarial"]
     for i, ax in enumerate(fig.subplots(1, 2)):
         ax.plot([r["nll_oracle"] for r in points], [r["nll_test"] for r in points], marker=".", color="0.4",
                 label="teacher forcing, temperature swept")
@@ -135,14 +142,14 @@ def plot_oracle_tradeoff(curve: Sequence[dict[str, float]], runs: Sequence[dict[
             ax.annotate(f"α={r['alpha']:g}", (r["nll_oracle"], r["nll_test"]), textcoords="offset points",
                         xytext=(4, 4), fontsize=7, color="0.4", annotation_clip=True)
         for r in runs:
-            if r["method"] == "teacher_forcing":
-                ax.scatter(r["nll_oracle"], r["nll_test"], marker="D", color="tab:green", zorder=3,
+            if r.method == "teacher_forcing":
+                ax.scatter(r.nll_oracle, r.nll_test, marker="D", color="tab:green", zorder=3,
                            label="teacher forcing, α = 1")
         if adversarial:
-            ax.scatter([r["nll_oracle"] for r in adversarial], [r["nll_test"] for r in adversarial], marker="s",
+            ax.scatter([r.nll_oracle for r in adversarial], [r.nll_test for r in adversarial], marker="s",
                        color="tab:orange", zorder=3, label="JS_π adversarial training")
             for r in adversarial if i else ():  # the runs' labels would overlap at the full scale
-                ax.annotate(f"π={r['pi']:g}", (r["nll_oracle"], r["nll_test"]), textcoords="offset points",
+                ax.annotate(f"π={r.pi:g}", (r.nll_oracle, r.nll_test), textcoords="offset points",
                             xytext=(4, -10), fontsize=8, color="tab:orange", annotation_clip=True)
         ax.set_xlabel("NLL_oracle, nats/token (lower = better quality)")
         ax.set_ylabel("NLL_test, nats/token (lower = better coverage)")
@@ -153,11 +160,78 @@ def plot_oracle_tradeoff(curve: Sequence[dict[str, float]], runs: Sequence[dict[
     left.set_title("Quality against coverage on the oracle LSTM")
     left.legend(fontsize=8)
     # the runs usually sit close together near α = 1: the right panel shows them and the curve there
-    xs = [r["nll_oracle"] for r in runs]
-    ys = [r["nll_test"] for r in runs]
+    xs = [r.nll_oracle for r in runs]
+    ys = [r.nll_test for r in runs]
     pad_x = max(0.5 * (max(xs) - min(xs)), 1e-3)
     pad_y = max(0.5 * (max(ys) - min(ys)), 1e-3)
     right.set_xlim(min(xs) - pad_x, max(xs) + pad_x)
     right.set_ylim(min(ys) - pad_y, max(ys) + pad_y)
     right.set_title("Zoomed on the runs")
+    fig.savefig(path, dpi=DPI)
+
+
+def plot_gaussian_fits(p: GaussianMixture2D, rows: Sequence[FitRow], ml: dict[str, Any], path: Path) -> None:
+    """Each fitted Q's 2-standard-deviation circle, coloured by π, over P's density, one panel per method,
+    with the maximum-likelihood fit `ml` ("mean", "scale")."""
+    import torch
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import LogNorm
+
+    circles = [(r.mean, r.scale) for r in rows] + [(ml["mean"], ml["scale"])]
+    low = min(float((p.means - 3 * p.scales[:, None]).min()), *(min(m) - 2 * s for m, s in circles))
+    high = max(float((p.means + 3 * p.scales[:, None]).max()), *(max(m) + 2 * s for m, s in circles))
+    axis = torch.linspace(low, high, 300, dtype=torch.float64)
+    xx, yy = torch.meshgrid(axis, axis, indexing="xy")
+    density = p.log_prob(torch.stack([xx.reshape(-1), yy.reshape(-1)], 1)).exp().reshape(xx.shape)
+    # π spans decades (`gaussians.PIS_LOG`): a log colour scale keeps the small class priors apart
+    pis = [r.pi for r in rows]
+    cmap, norm = colormaps["viridis"], LogNorm(min(pis), max(max(pis), min(pis) * 1.01))
+    angle = torch.linspace(0, 2 * math.pi, 200, dtype=torch.float64)
+
+    def circle(mean: Sequence[float], scale: float) -> tuple:
+        return ((mean[0] + 2 * scale * angle.cos()).numpy(), (mean[1] + 2 * scale * angle.sin()).numpy())
+
+    fig = Figure(figsize=(11, 5), layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, method in zip(axes, ("exact", "adversarial")):
+        ax.contourf(xx.numpy(), yy.numpy(), density.numpy(), levels=30, cmap="Greys")
+        ax.plot(*circle(ml["mean"], ml["scale"]), color="tab:red", ls="--", lw=1.2, zorder=3,
+                label="maximum likelihood")
+        for row in (r for r in rows if r.method == method):
+            ax.plot(*circle(row.mean, row.scale), color=cmap(norm(row.pi)), lw=1.8)
+            ax.plot(*row.mean, marker="+", color=cmap(norm(row.pi)))
+        ax.set_aspect("equal")
+        ax.set_xlim(low, high)
+        ax.set_ylim(low, high)
+        ax.set_title(f"{method} fits of JS_π")
+        ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle("Fitted Gaussians Q (circles of radius 2σ, coloured by π) over the mixture's density P")
+    bar = fig.colorbar(ScalarMappable(norm, cmap), ax=axes, label="π", shrink=0.8)
+    # ticks at the fits' π, skipping any within 0.15 decades of a larger one so the labels stay legible
+    ticks: list[float] = []
+    for pi in sorted(set(pis), reverse=True):
+        if not ticks or math.log10(ticks[-1] / pi) >= 0.15:
+            ticks.append(pi)
+    bar.set_ticks(ticks, labels=[f"{pi:g}" for pi in ticks])
+    bar.ax.minorticks_off()
+    fig.savefig(path, dpi=DPI)
+
+
+def plot_gaussian_kls(rows: Sequence[FitRow], ml: dict[str, Any], path: Path) -> None:
+    """KL[P‖Q] and KL[Q‖P] of the Gaussian fits against π on a log axis, both methods, over the
+    maximum-likelihood fit's `ml`."""
+    fig = Figure(figsize=(10, 4.2), layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, (kl, label) in zip(axes, (("kl_p_q", "KL[P‖Q] (nats)"), ("kl_q_p", "KL[Q‖P] (nats)"))):
+        for method, marker in (("exact", "o"), ("adversarial", "s")):
+            curve = [r for r in rows if r.method == method]
+            ax.plot([r.pi for r in curve], [getattr(r, kl) for r in curve], marker=marker, label=method)
+        ax.axhline(ml[kl], color="tab:red", ls="--", lw=1, label="maximum likelihood")
+        ax.set_xscale("log")  # the fits change character at small π (`gaussians.PIS_LOG`)
+        ax.set_xlabel("π (log scale)")
+        ax.set_ylabel(label)
+        ax.set_title(f"{label.split(' ')[0]} of the JS_π fit against π")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     fig.savefig(path, dpi=DPI)

@@ -11,6 +11,27 @@ from pathlib import Path
 from typing import Any
 
 
+class Row:
+    """The base of the studies' typed results (result rows and the records that hold them): dataclasses,
+    read by attribute. `row["key"]` reads a field too, for the notebooks and scripts that index results
+    as they index results.json."""
+
+    def absent(self) -> tuple[str, ...]:
+        """Fields this row leaves out of results.json (keys that only some rows of its kind have)."""
+        return ()
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in {f.name for f in dataclasses.fields(self)} or key in self.absent():
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+
 def aligned(header: list[str], rows: list[list[str]], left: int = 1) -> list[str]:
     """One line per row, header first; the first `left` columns left-aligned, the others right-aligned."""
     widths = [max(len(c) for c in column) for column in zip(header, *rows)]
@@ -37,9 +58,11 @@ def spread(values: Sequence[float], digits: int = 4) -> str:
 
 
 def plain(value: Any) -> Any:
-    """`value` with every dataclass (a typed result row) turned into a dict, for JSON."""
+    """`value` with every dataclass (a typed result row) turned into a dict, for JSON; a `Row`'s
+    `absent` fields are left out."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        skip = value.absent() if isinstance(value, Row) else ()
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name not in skip}
     if isinstance(value, dict):
         return {k: plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
