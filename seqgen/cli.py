@@ -66,7 +66,7 @@ def _version() -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="seqgen", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="seqgen", description=__doc__.splitlines()[0], epilog=EPILOG)
     p.add_argument("-v", "--verbose", action="store_true", help="log data statistics and progress details")
     p.add_argument("--version", action="version", version=f"seqgen {_version()}")
     sub = p.add_subparsers(required=True, metavar="COMMAND")
@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="evaluate a run or an exported model")
     e.add_argument("path", help="a run folder (uses its model/) or an exported model folder")
-    e.add_argument("--split", choices=SPLITS, default="test")
+    e.add_argument("--split", choices=SPLITS, default="test", help="the recipe's split to evaluate")
     e.add_argument("--data", help="evaluate this file instead of the recipe's split (same format)")
     e.add_argument("--bleu", action=argparse.BooleanOptionalAction, default=None,
                    help="decode and compute BLEU/chrF/TER (default: for translation and captioning)")
@@ -98,14 +98,16 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("path", help="a run folder (uses its model/) or an exported model folder")
     g.add_argument("--n", type=int, default=10, help="samples to draw (language models)")
     g.add_argument("--input", help="file of source sentences or image paths, one per line ('-': stdin)")
-    g.add_argument("--strategy", choices=("greedy", "sample", "beam"), default=None)
-    g.add_argument("--temperature", type=float, default=1.0)
-    g.add_argument("--top-k", type=int, default=0)
-    g.add_argument("--top-p", type=float, default=1.0)
+    g.add_argument("--strategy", choices=("greedy", "sample", "beam"), default=None,
+                   help="decoding (default: sample, or beam with --beam)")
+    g.add_argument("--temperature", type=float, default=1.0, help="sampling: logits are divided by it")
+    g.add_argument("--top-k", type=int, default=0, help="sampling: keep the k most likely tokens (0: all)")
+    g.add_argument("--top-p", type=float, default=1.0,
+                   help="sampling: keep the smallest set of tokens whose probability reaches p")
     g.add_argument("--beam", type=int, default=None, help="beam size (implies --strategy beam)")
     g.add_argument("--max-new-tokens", type=int, default=None,
                    help="longest output (default: the run's decode.max_new_tokens, else 64)")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0, help="seed of the samples")
     g.set_defaults(run=_generate)
 
     w = sub.add_parser("sweep", help="quality-diversity curves over the sampling temperature")
@@ -114,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="inverse temperatures (logits x alpha)")
     w.add_argument("--out", default="runs/sweep", help="folder for sweep.csv, sweep.json and the figures")
     w.add_argument("--num-samples", type=int, default=1000, help="samples per model and alpha")
-    w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--seed", type=int, default=0, help="seed of the samples")
     w.add_argument("--data", help="test file for models without a recipe beside them")
     w.add_argument("--overwrite", action="store_true", help="replace the sweep that --out holds")
     w.set_defaults(run=_sweep)
@@ -178,14 +180,46 @@ def _parser() -> argparse.ArgumentParser:
     h.add_argument("--estimators", default=None, help="comma-separated names (default: all of "
                    "straight_through, reinforce, reinforce_batch, reinforce_rloo4, rebar)")
     h.add_argument("--critics", default="optimal,learned", help="optimal (D*) and/or learned, comma-separated")
-    h.add_argument("--seed", type=int, default=0)
+    h.add_argument("--seed", type=int, default=0, help="seed of the starting model and the estimates")
     h.add_argument("--overwrite", action="store_true", help="replace what --out holds")
     h.set_defaults(run=_experiment_estimators)
 
     d = sub.add_parser("demo", help="the main job on an embedded default, in a few minutes on a CPU")
     d.add_argument("--out", default="runs/demo", help="where to write the demo's runs, reports and figures")
     d.set_defaults(run=_demo)
+    _finish(p)
     return p
+
+
+EPILOG = """Recipes are YAML files (see recipes/); any key can be set after the recipe as key=value, e.g.
+`seqgen train recipes/debug/lm.yaml train.lr=3e-4 objective.name=scheduled_sampling`. Every key, with
+its default, is listed in docs/recipes.md. `seqgen COMMAND --help` describes each command."""
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Help that shows each option's default, unless it has none worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        hidden = action.default is None or isinstance(action.default, bool) or action.default == argparse.SUPPRESS
+        shown = not hidden and action.option_strings
+        return f"{text} (default: %(default)s)" if shown and "%(default)" not in text else text
+
+
+def _finish(parser: argparse.ArgumentParser) -> None:
+    """Give every command a description (its one-line help), defaults in its help, and -v/--verbose
+    (accepted before or after the command)."""
+    parser.formatter_class = _Formatter
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        helps = {choice.dest: choice.help for choice in action._choices_actions}
+        for name, command in action.choices.items():
+            command.description = command.description or helps.get(name)
+            if not any("--verbose" in a.option_strings for a in command._actions):
+                command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                                     help="log data statistics and progress details")
+            _finish(command)
 
 
 def _train(args: argparse.Namespace) -> None:
