@@ -121,8 +121,8 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--overwrite", action="store_true", help="replace the sweep that --out holds")
     w.set_defaults(run=_sweep)
 
-    c = sub.add_parser("check", help="validate recipes")
-    c.add_argument("paths", nargs="*", default=["recipes"], help="recipe files or folders")
+    c = sub.add_parser("check", help="check recipes without running them: keys, types, ranges, consistency")
+    c.add_argument("paths", nargs="*", default=["recipes"], help="recipe files or folders (default: recipes)")
     c.set_defaults(run=_check)
 
     from seqgen.experiments.sizes import ALIASES, SIZE_NAMES
