@@ -13,7 +13,10 @@ checkpoint, and the leftover temporary folder is removed on the next save.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import pickle
+import re
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,6 +26,8 @@ from accelerate import Accelerator
 from seqgen.errors import UserError
 
 STATE_FILE = "trainer_state.json"
+logger = logging.getLogger(__name__)
+_warned: set[Path] = set()
 
 
 @dataclass
@@ -48,12 +53,22 @@ class Checkpoints:
         self.keep_last = max(1, keep_last)
 
     def latest(self) -> Path | None:
-        """The newest complete checkpoint, or None."""
+        """The checkpoint `latest` names; when that pointer is missing or names no complete checkpoint
+        (a folder edited by hand, a copy that lost it), the newest complete one, with a warning; None
+        when there is none."""
         pointer = self.root / "latest"
-        if not pointer.is_file():
+        if pointer.is_file():
+            path = self.root / pointer.read_text(errors="replace").strip()
+            if path.name and (path / STATE_FILE).is_file():
+                return path
+        complete = sorted(p for p in self.root.glob("step-*") if (p / STATE_FILE).is_file())
+        if not complete:
             return None
-        path = self.root / pointer.read_text().strip()
-        return path if (path / STATE_FILE).is_file() else None
+        if pointer not in _warned:  # once per run folder, however often it is looked up
+            _warned.add(pointer)
+            logger.warning("%s is missing or names no complete checkpoint; using %s, the newest complete one",
+                           pointer, complete[-1].name)
+        return complete[-1]
 
     def save(self, accelerator: Accelerator, state: TrainerState) -> Path:
         final = self.root / f"step-{state.step:07d}"
@@ -80,7 +95,11 @@ class Checkpoints:
         try:
             accelerator.load_state(str(path))
             return TrainerState(**json.loads((path / STATE_FILE).read_text()))
-        except (OSError, ValueError, RuntimeError, KeyError, TypeError) as e:
+        except FileNotFoundError as e:
+            # Accelerate looks for the safetensors weights, then for a pickled fallback; name the first.
+            missing = re.sub(r"^pytorch_model(_\d+)?\.bin$", r"model\1.safetensors", Path(e.filename or "?").name)
+            raise UserError(f"cannot resume from checkpoint {path}: {missing} is missing") from None
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError, pickle.UnpicklingError) as e:
             raise UserError(f"cannot resume from checkpoint {path}: {str(e).splitlines()[0]}") from None
 
     def _prune(self, best_step: int | None) -> None:

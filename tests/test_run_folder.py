@@ -76,3 +76,30 @@ def test_resume_says_what_changed_and_records_what_is_used(tmp_path, capsys):
     assert "warning: train.max_steps changed (4 -> 6)" in printed
     recipe = (out / "recipe.yaml").read_text()
     assert "shuffle: false" in recipe and "max_steps: 6" in recipe and "lr: 0.5" not in recipe
+
+
+def test_resume_without_a_latest_pointer_uses_the_newest_complete_checkpoint(tmp_path, caplog):
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    _train(whole)
+    shutil.copytree(whole, cut)
+    (cut / "checkpoints" / "latest").unlink()
+    shutil.rmtree(cut / "model")
+    (cut / "metrics.json").unlink()
+    _train(cut, "--resume")
+    assert [r.message for r in caplog.records if "newest complete one" in r.message] == [
+        f"{cut / 'checkpoints' / 'latest'} is missing or names no complete checkpoint; using step-0000004, the "
+        "newest complete one"]
+    assert (cut / "model" / "model.safetensors").is_file()
+
+
+def test_a_checkpoint_missing_its_weights_is_named_in_one_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    _train(out)
+    (out / "checkpoints" / "step-0000004" / "model.safetensors").unlink()
+    with pytest.raises(SystemExit) as stopped:
+        main(["train", RECIPE, f"output_dir={out}", "train.max_steps=6", "--resume"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == (f"seqgen: error: cannot resume from checkpoint "
+                                            f"{out / 'checkpoints' / 'step-0000004'}: model.safetensors is missing")
+    assert "Traceback" not in err
