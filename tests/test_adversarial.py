@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from accelerate import Accelerator
 from safetensors.torch import load_file
 
 from seqgen.checkpoints import Checkpoints
@@ -16,18 +15,18 @@ from seqgen.config import load_config
 from seqgen.data import load_data
 from seqgen.errors import UserError
 from seqgen.models import build_generator
-from seqgen.objectives import adversarial, build_objective
+from seqgen.objectives import RunInfo, adversarial, build_objective
+from seqgen.randomness import RowNoise
 from seqgen.tracking import read_log
-from seqgen.train import TrainingDiverged, _players, _update, _Window, train
+from seqgen.train import TrainingDiverged, train
 
 ROOT = Path(__file__).resolve().parents[1]
 ORACLE = ["data.source=oracle", "tokenizer.kind=fixed", "data.batch_size=8",
           "data.synthetic.num_train=48", "data.synthetic.num_validation=8", "data.synthetic.num_test=8",
           "data.synthetic.vocab_size=12", "data.synthetic.length=5", "data.synthetic.hidden_dim=8",
           "model.embedding_dim=8", "model.hidden_dim=8", "train.num_samples=0", "train.tensorboard=false"]
-ADVERSARIAL = ["objective.name=adversarial", "objective.adversarial.critic_embedding_dim=8",
-               "objective.adversarial.critic_hidden_dim=8", "objective.adversarial.critic_lr=0.01",
-               "train.lr=0.01"]
+ADVERSARIAL = ["objective.name=adversarial", "objective.critic.embedding_dim=8", "objective.critic.hidden_dim=8",
+               "objective.critic_lr=0.01", "train.lr=0.01"]
 
 
 def snapshot(module):
@@ -39,44 +38,55 @@ def same(a, b):
 
 
 def test_each_phase_moves_only_its_player(tmp_path):
-    cfg = load_config(None, [*ORACLE, *ADVERSARIAL, f"output_dir={tmp_path}"])
+    cfg = load_config(None, [*ORACLE, *ADVERSARIAL, "objective.critic_steps=2", "objective.critic_warmup_steps=3",
+                             f"output_dir={tmp_path}"])
     data = load_data(cfg)
     generator = build_generator(cfg.model, data.vocab, cfg.task)
-    objective = build_objective(cfg.objective, generator, task="lm", max_steps=10)
-    accelerator = Accelerator(cpu=True)
-    critic_player, generator_player = _players(objective, cfg.train, accelerator)
-    assert critic_player.prefix == "critic" and critic_player.repeats == 1
+    objective = build_objective(cfg.objective, generator, RunInfo("lm", 10, 6.0, data.distribution))
+    critic_player, generator_player = objective.players()
+    assert (critic_player.namespace, critic_player.lr, critic_player.repeats, critic_player.warmup) == \
+        ("critic", 0.01, 2, 3)
+    assert (generator_player.namespace, generator_player.lr, generator_player.repeats) == ("train", None, 1)
+    assert generator_player.module is objective.generator_player and critic_player.module is objective.critic_player
+    # Each player's module holds its own parameters only (what the loop gives its optimizer).
+    assert {id(p) for p in critic_player.module.parameters()} == {id(p) for p in objective.critic.parameters()}
+    assert {id(p) for p in generator_player.module.parameters()} == {id(p) for p in generator.parameters()}
+    assert objective.exports() == {"critic": objective.critic}
     batch = next(iter(data.splits["train"].loader(cfg.data, shuffle=False, seed=0)))
-    window, nonfinite = _Window(accelerator.device), torch.zeros((), dtype=torch.bool)
+    assert objective.weight(batch) == len(batch)  # both losses are means over sequences
 
-    def critic_forward(local, key):
-        return critic_player.module(local, objective.fake_for_critic(local, 0))
-
-    def generator_forward(local, key):
-        return generator_player.module(local, 0, objective.critic)
+    def update(player):
+        optimizer = torch.optim.AdamW(player.module.parameters(), lr=0.01)
+        loss, metrics = player.module(batch, 0, RowNoise("update", None, len(batch)))
+        loss.backward()
+        optimizer.step()
+        assert torch.isfinite(loss) and all(v.ndim == 0 and not v.requires_grad for v in metrics.values())
+        return metrics
 
     g0, c0 = snapshot(objective.generator), snapshot(objective.critic)
-    _update(critic_player, [batch], objective.weight, critic_forward, 0, accelerator, window, nonfinite, 1.0)
+    metrics = update(critic_player)
     g1, c1 = snapshot(objective.generator), snapshot(objective.critic)
     assert same(g0, g1), "the critic's update moved the generator"
     assert not same(c0, c1), "the critic's update did not move the critic"
+    assert {"loss", "acc_real", "acc_fake", "js_pi"} <= set(metrics)
+    assert all(p.grad is None for p in generator.parameters()), "the critic's loss reached the generator"
+    objective.critic.zero_grad(set_to_none=True)
 
-    _update(generator_player, [batch], objective.weight, generator_forward, 0, accelerator, window, nonfinite, 1.0)
+    metrics = update(generator_player)
     g2, c2 = snapshot(objective.generator), snapshot(objective.critic)
     assert same(c1, c2), "the generator's update moved the critic"
     assert not same(g1, g2), "the generator's update did not move the generator"
+    assert {"loss", "tau", "generator_loss", "d_fake"} <= set(metrics)
     # The frozen critic received no gradient and is trainable again afterwards.
     assert all(p.grad is None and p.requires_grad for p in objective.critic.parameters())
-    assert not nonfinite
-    assert {"critic/acc_real", "critic/js_pi", "train/tau", "train/generator_loss"} <= set(window.sums)
 
 
 @pytest.mark.parametrize("estimator", ["straight_through", "reinforce", "rebar"])
 def test_resume_reproduces_the_uninterrupted_run(tmp_path, monkeypatch, estimator):
-    overrides = [*ORACLE, *ADVERSARIAL, f"objective.adversarial.estimator={estimator}", "train.max_steps=4", "train.save_every=2", "train.eval_every=100",
-                 "train.log_every=1", "model.dropout=0.2", "objective.adversarial.critic_dropout=0.2",
-                 "objective.adversarial.critic_steps=2", "objective.adversarial.tf_weight=0.5",
-                 "objective.adversarial.temperature=linear"]
+    overrides = [*ORACLE, *ADVERSARIAL, f"objective.estimator={estimator}", "train.max_steps=4",
+                 "train.save_every=2", "train.eval_every=100", "train.log_every=1", "model.dropout=0.2",
+                 "objective.critic.dropout=0.2", "objective.critic_steps=2", "objective.tf_weight=0.5",
+                 "objective.tau_schedule=linear"]
     train(load_config(None, [*overrides, f"output_dir={tmp_path / 'full'}"]))
 
     real_save = Checkpoints.save
@@ -118,17 +128,17 @@ def test_init_from_a_teacher_forcing_run_and_the_cli_logs(tmp_path, monkeypatch)
                                         [f"output_dir={tmp_path / 'tf'}", "train.max_steps=2", *small]))
 
     # The generator the first adversarial step starts from is the teacher-forcing model.
-    import seqgen.train as loop
-    real_players, started = loop._players, []
+    real_forward, started = adversarial.GeneratorPlayer.forward, []
 
-    def capture(objective, tc, accelerator):
-        started.append(snapshot(objective.generator))
-        return real_players(objective, tc, accelerator)
+    def capture(self, batch, step, noise=None):
+        started.append(snapshot(self.generator))
+        return real_forward(self, batch, step, noise)
 
-    monkeypatch.setattr(loop, "_players", capture)
+    monkeypatch.setattr(adversarial.GeneratorPlayer, "forward", capture)
     train(load_config(ROOT / "recipes/debug/lm_adv.yaml", [f"output_dir={tmp_path / 'first'}", "train.max_steps=1",
                                                            f"train.init_from={tmp_path / 'tf'}", *small]))
-    assert same(snapshot(tf_generator), started[0])
+    assert len(started) == 1 and same(snapshot(tf_generator), started[0])
+    monkeypatch.undo()
 
     seqgen("train", "recipes/debug/lm_adv.yaml", f"output_dir={tmp_path / 'adv'}", "train.max_steps=3",
            "train.log_every=1", f"train.init_from={tmp_path / 'tf' / 'model'}", *small)
@@ -153,10 +163,9 @@ def test_init_from_must_fit_the_recipe(tmp_path):
 def test_cli_translation(tmp_path):
     seqgen("train", "recipes/debug/translation.yaml", f"output_dir={tmp_path}", "train.max_steps=2",
            "train.log_every=1", "train.eval_every=100", "train.save_every=100", "train.num_samples=0",
-           "train.tensorboard=false", "objective.name=adversarial", "objective.adversarial.critic=rnn",
-           "objective.adversarial.critic_hidden_dim=8", "objective.adversarial.critic_loss=ratio",
-           "objective.adversarial.gradient_penalty=1.0", "objective.adversarial.pi=0.25",
-           "objective.adversarial.feed=soft")
+           "train.tensorboard=false", "objective.name=adversarial", "objective.critic.kind=rnn",
+           "objective.critic.hidden_dim=8", "objective.critic_loss=ratio", "objective.gradient_penalty=1.0",
+           "objective.pi=0.25", "objective.estimator=straight_through", "objective.feed=gumbel")
     logs = [r for r in read_log(tmp_path / "logs" / "metrics.jsonl") if "critic/js_pi" in r]
     assert len(logs) == 2
     assert all(r["critic/gradient_penalty"] >= 0 and r["critic/js_pi_over_1mpi"] == pytest.approx(
@@ -183,14 +192,26 @@ def test_nan_in_the_critic_loss_stops_the_run(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("objective.adversarial.pi=1.0", r"pi must be in \(0, 1\)"),
-    ("objective.adversarial.critic_steps=0", "critic_steps must be >= 1"),
-    ("objective.adversarial.critic_lr=0", "critic_lr must be positive"),
-    ("objective.adversarial.tau_min=-1", "tau_min must be positive"),
+    ("objective.pi=1.0", r"pi must be in \(0, 1\)"),
+    ("objective.critic_steps=0", "objective.critic_steps must be >= 1"),
+    ("objective.critic_lr=0", "objective.critic_lr must be positive"),
+    ("objective.tau_min=-1", "objective.tau_min must be positive"),
+    ("objective.critic.hidden_dim=0", "objective.critic.hidden_dim must be >= 1"),
 ])
-def test_check_recipe_names_a_bad_adversarial_setting(override, message):
+def test_a_bad_adversarial_setting_is_named_when_the_recipe_is_read(override, message):
     from seqgen.recipes import check_recipe
 
     check_recipe(load_config(None, [*ORACLE, *ADVERSARIAL]))
     with pytest.raises(UserError, match=message):
-        check_recipe(load_config(None, [*ORACLE, *ADVERSARIAL, override]))
+        load_config(None, [*ORACLE, *ADVERSARIAL, override])
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["objective.critic.kind=oracle"], "objective.critic.kind=oracle needs data.source=toy"),
+    (["train.mixed_precision=fp16"], "does not support train.mixed_precision=fp16"),
+])
+def test_check_recipe_names_a_setting_that_does_not_fit_the_run(overrides, message):
+    from seqgen.recipes import check_recipe
+
+    with pytest.raises(UserError, match=message):
+        check_recipe(load_config(None, [*ORACLE, *ADVERSARIAL, *overrides]))

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from seqgen.errors import UserError
-from seqgen.metrics.exact import binary_entropy, js_pi, kl, optimal_critic
+from seqgen.functional import binary_entropy, check_pi
+from seqgen.metrics.exact import js_pi, kl, optimal_critic
 from seqgen.objectives.adversarial_losses import (
     critic_accuracy,
     critic_loss,
@@ -84,6 +85,15 @@ def test_split_sizes_keep_both_classes():
         split_sizes(8, 1.0)
     with pytest.raises(UserError, match="at least 2"):
         split_sizes(1, 0.5)
+
+
+@pytest.mark.parametrize("pi", [0.0, 1.0, -0.2, 1.5])
+def test_every_loss_refuses_a_class_prior_outside_the_open_unit_interval(pi):
+    logits = torch.zeros(3)
+    for call in (lambda: check_pi(pi), lambda: critic_loss(logits, logits, pi),
+                 lambda: generator_loss(logits, pi), lambda: split_sizes(8, pi)):
+        with pytest.raises(UserError, match=r"the class prior pi must be in \(0, 1\)"):
+            call()
 
 
 def test_losses_stay_finite_for_confident_critics():

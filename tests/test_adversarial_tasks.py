@@ -2,6 +2,7 @@
 teacher-forcing run of a shipped recipe, its adversarial recipe started from it (train.init_from),
 then `seqgen eval` and `seqgen generate` on the result. Everything is shrunk by overrides to seconds."""
 
+import dataclasses
 import json
 import math
 import re
@@ -17,8 +18,8 @@ from seqgen.config import load_config
 from seqgen.data.batch import Context, Vocab
 from seqgen.data.images import load_pixels
 from seqgen.data.synthetic.shapes import SYMBOLS, random_scene, render
-from seqgen.metrics.exact import binary_entropy
-from seqgen.objectives.adversarial import build_critic_from
+from seqgen.functional import binary_entropy
+from seqgen.models.critics import build_critic
 from seqgen.tracking import read_log
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +28,7 @@ STEPS = 2
 RUN = ["train.num_samples=0", "train.tensorboard=false", "train.log_every=1", "train.eval_every=100",
        "train.save_every=100", f"train.max_steps={STEPS}", "decode.beam_size=2", "decode.max_new_tokens=8",
        "model.embedding_dim=8", "model.hidden_dim=8"]
-CRITIC = ["objective.adversarial.critic_embedding_dim=8", "objective.adversarial.critic_hidden_dim=8"]
+CRITIC = ["objective.critic.embedding_dim=8", "objective.critic.hidden_dim=8"]
 IMAGE_SIZE = 16
 pytestmark = pytest.mark.slow
 
@@ -85,7 +86,7 @@ def test_adversarial_fine_tuning_end_to_end(task, tmp_path, capsys):
            *task.overrides)
     cfg = load_config(adv / "recipe.yaml")
     assert cfg.task == task.name and cfg.objective.name == "adversarial"
-    assert cfg.objective.adversarial.tf_weight > 0  # the shipped recipes keep a teacher-forcing term
+    assert cfg.objective.tf_weight > 0  # the shipped recipes keep a teacher-forcing term
 
     # The generator started from the teacher-forcing model and moved: a few AdamW steps of size about
     # train.lr each, far less than the distance to a fresh initialisation.
@@ -99,7 +100,7 @@ def test_adversarial_fine_tuning_end_to_end(task, tmp_path, capsys):
     state = load_file(adv / "model" / "critic.safetensors")
     assert any(k.startswith("context_encoder.") for k in state)
     vocab = Vocab(size=state["embeddings.0.weight"].shape[0], pad_id=0, bos_id=1, eos_id=2, unk_id=3)
-    critic = build_critic_from(cfg.objective.adversarial, vocab, task.name)
+    critic = build_critic(vocab_size=vocab.size, task=task.name, **dataclasses.asdict(cfg.objective.critic))
     critic.load_state_dict(state)
     critic.eval()
     inputs = write_inputs(task.name, tmp_path)
@@ -113,7 +114,7 @@ def test_adversarial_fine_tuning_end_to_end(task, tmp_path, capsys):
 
     # Both players' metrics at every step, finite and consistent: the critic's loss is -V_π and its
     # JS_π estimate V_π + H(π) <= H(π); τ follows the recipe's exponential schedule.
-    a = cfg.objective.adversarial
+    a = cfg.objective
     logs = [r for r in read_log(adv / "logs" / "metrics.jsonl") if "critic/js_pi" in r]
     assert [r["step"] for r in logs] == list(range(1, STEPS + 1))
     for n, r in enumerate(logs):

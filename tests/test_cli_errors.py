@@ -10,6 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 from PIL import Image
 
 from seqgen.cli import main
@@ -96,6 +97,13 @@ def test_image_that_does_not_decode(seqgen, tmp_path):
 def test_unknown_key_and_wrong_type(seqgen, text_recipe):
     assert_user_error(seqgen("train", text_recipe, "model.hiden_dim=4"), "model.hiden_dim", "model.hidden_dim")
     assert_user_error(seqgen("train", text_recipe, "train.lr=fast"), "train.lr", "float")
+    # a key of another objective (or model family) names the tag that picked the section
+    assert_user_error(seqgen("train", text_recipe, "objective.pi=0.3"), "objective.pi",
+                      "objective.name=teacher_forcing")
+    assert_user_error(seqgen("train", text_recipe, "model.arch=gpt2"), "model.arch", "model.family=rnn")
+    # a value out of range is named when the recipe is read
+    assert_user_error(seqgen("train", text_recipe, "objective.name=adversarial", "objective.pi=1.5"),
+                      "pi must be in (0, 1)")
 
 
 def test_existing_run_is_kept_and_resume_checks_the_model(seqgen, text_recipe, tmp_path):
@@ -114,26 +122,42 @@ def test_eval_and_generate_on_missing_folders(seqgen, tmp_path):
     assert_user_error(seqgen("generate", tmp_path / "nothing"), "nothing")
 
 
+def recipe_for(recipe: str, sections: dict, tmp_path: Path) -> Path:
+    """`recipe` with whole top-level sections replaced (a model of another family cannot be reached by
+    overrides: the recipe's own model keys would not fit it)."""
+    raw = {**yaml.safe_load((ROOT / recipe).read_text(encoding="utf-8")), **sections}
+    path = tmp_path / "variant.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return path
+
+
 def snapshot_files(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("bad", [
-    ["data.train=recipes/debug/data/tain.{lang}"],  # a data file that is not there
-    ["model.arch=bart", "model.family=transformer", "model.max_positions=4"],  # a model that cannot hold the data
-    ["objective.name=adversarial", "objective.adversarial.critic=oracle"],  # an objective the data cannot have
-    ["train.init_from=nowhere"],  # initial weights that are not there
-    ["tokenizer.kind=pretrained", "tokenizer.name_or_path=./no/such-tokenizer"],  # a tokenizer path that is not there
+@pytest.mark.parametrize("bad, message", [
+    (["data.train=recipes/debug/data/tain.{lang}"], "tain."),  # a data file that is not there
+    # a model that cannot hold the data (a model section of another family: see `recipe_for`)
+    ({"model": {"family": "transformer", "arch": "bart", "max_positions": 4}}, "model.max_positions (4)"),
+    # an objective the data cannot have
+    (["objective.name=adversarial", "objective.critic.kind=oracle"], "objective.critic.kind=oracle needs data.source=toy"),
+    (["train.init_from=nowhere"], "nowhere"),  # initial weights that are not there
+    # a tokenizer path that is not there
+    (["tokenizer.kind=pretrained", "tokenizer.name_or_path=./no/such-tokenizer"], "such-tokenizer"),
 ])
-def test_overwrite_with_a_bad_recipe_leaves_the_old_run_as_it_was(seqgen, tmp_path, bad):
+def test_overwrite_with_a_bad_recipe_leaves_the_old_run_as_it_was(seqgen, tmp_path, bad, message):
     run = tmp_path / "run"
     recipe = "recipes/debug/translation.yaml"
     first = seqgen("train", recipe, f"output_dir={run}", *TINY)
     assert first.returncode == 0, first.stderr[-2000:]
     before = snapshot_files(run)
     assert {"recipe.yaml", "tokenizer.json", "model/model.safetensors"} <= set(before)
-    proc = seqgen("train", recipe, f"output_dir={run}", *TINY, *bad, "--overwrite")
-    assert_user_error(proc)
+    if isinstance(bad, dict):  # whole sections replaced: a recipe file of its own, without TINY's model keys
+        proc = seqgen("train", recipe_for(recipe, bad, tmp_path), f"output_dir={run}",
+                      *(o for o in TINY if not o.startswith("model.")), "--overwrite")
+    else:
+        proc = seqgen("train", recipe, f"output_dir={run}", *TINY, *bad, "--overwrite")
+    assert_user_error(proc, message)
     assert "hub" not in proc.stderr  # a local path that is missing is not looked up on the hub
     assert snapshot_files(run) == before
 

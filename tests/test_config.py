@@ -6,6 +6,14 @@ import pytest
 
 from seqgen.config import RunConfig, load_config, save_config
 from seqgen.errors import UserError
+from seqgen.models.configs import RNNConfig, TransformerConfig
+from seqgen.models.critics import CriticConfig
+from seqgen.objectives import (
+    OBJECTIVES,
+    AdversarialConfig,
+    ScheduledSamplingConfig,
+    TeacherForcingConfig,
+)
 from seqgen.recipes import check_paths, check_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -15,22 +23,27 @@ def test_yaml_and_overrides(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("task: translation\nmodel: {hidden_dim: 64}\ntrain: {lr: 1}\n")
     cfg = load_config(recipe, ["model.hidden_dim=12", "data.synthetic.length=3", "train.max_grad_norm=null",
-                               "model.config_overrides.n_inner=64", "train.betas=[0.9, 0.98]"])
+                               "train.betas=[0.9, 0.98]"])
     assert cfg.task == "translation"
-    assert cfg.model.hidden_dim == 12
+    assert isinstance(cfg.model, RNNConfig) and cfg.model.hidden_dim == 12
     assert cfg.train.lr == 1.0 and isinstance(cfg.train.lr, float)  # int widened to float
     assert cfg.data.synthetic.length == 3
     assert cfg.train.max_grad_norm is None
-    assert cfg.model.config_overrides == {"n_inner": 64}
     assert cfg.train.betas == [0.9, 0.98]
+    # a dict-valued key of the family the tag picks takes sub-keys
+    cfg = load_config(None, ["model.family=transformer", "model.hidden_size=64", "model.config_overrides.n_inner=64"])
+    assert isinstance(cfg.model, TransformerConfig) and cfg.model.config_overrides == {"n_inner": 64}
 
 
 def test_numbers_in_exponent_notation_are_floats_as_in_python(tmp_path):
     recipe = tmp_path / "r.yaml"
-    recipe.write_text("train: {lr: 3e-4, max_grad_norm: 1E2}\nobjective: {adversarial: {critic_lr: .5e-3}}\n")
-    cfg = load_config(recipe, ["train.weight_decay=1e-2", "objective.adversarial.tau=-2.5e+0"])
-    assert (cfg.train.lr, cfg.train.max_grad_norm, cfg.objective.adversarial.critic_lr) == (3e-4, 100.0, 5e-4)
-    assert (cfg.train.weight_decay, cfg.objective.adversarial.tau) == (0.01, -2.5)
+    recipe.write_text("train: {lr: 3e-4, max_grad_norm: 1E2}\nobjective: {name: adversarial, critic_lr: .5e-3}\n")
+    cfg = load_config(recipe, ["train.weight_decay=1e-2", "objective.tau=2.5e+0"])
+    assert (cfg.train.lr, cfg.train.max_grad_norm, cfg.objective.critic_lr) == (3e-4, 100.0, 5e-4)
+    assert (cfg.train.weight_decay, cfg.objective.tau) == (0.01, 2.5)
+    # a negative mantissa is read as a number too (and then fails the range check as that number)
+    with pytest.raises(UserError, match="objective.tau must be positive, got -2.5$"):
+        load_config(recipe, ["objective.tau=-2.5e+0"])
     # what is not a number stays text, and an integer stays an integer
     assert load_config(None, ["output_dir=1e5x", "seed=7"]).output_dir == "1e5x"
     with pytest.raises(UserError, match="config key model.hidden_dim: expected int, got 100000.0"):
@@ -56,7 +69,7 @@ def test_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("model.hiden_dim=3", "unknown config key model.hiden_dim; did you mean model.hidden_dim?"),
+    ("model.hiden_dim=3", "unknown config key model.hiden_dim (with model.family=rnn); did you mean model.hidden_dim?"),
     ("trian.lr=3", "unknown config key trian; did you mean train?"),
     ("model.hidden_dim=abc", "config key model.hidden_dim: expected int, got 'abc' (str)"),
     ("model.hidden_dim=2.5", "config key model.hidden_dim: expected int, got 2.5 (float)"),
@@ -73,7 +86,7 @@ def test_bad_overrides(override, message):
 
 def test_bad_recipe_files(tmp_path):
     (tmp_path / "bad.yaml").write_text("model:\n  hidden_dimm: 3\n")
-    with pytest.raises(UserError, match="unknown config key model.hidden_dimm; did you mean model.hidden_dim"):
+    with pytest.raises(UserError, match=r"unknown config key model.hidden_dimm \(with model.family=rnn\); did you mean model.hidden_dim"):
         load_config(tmp_path / "bad.yaml")
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(UserError, match="must be a mapping"):
@@ -89,6 +102,10 @@ def test_bad_recipe_files(tmp_path):
     (["data.source=toy", "model.family=transformer", "model.arch=bart"], "model.arch bart does not fit task lm"),
     (["data.source=toy", "data.batch_size=0"], "data.batch_size must be positive"),
     (["data.source=toy", "model.family=transformer", "model.max_positions=10"], "max_positions"),
+    (["data.source=text", "data.train=x", "objective.name=adversarial", "objective.critic.kind=oracle"],
+     "objective.critic.kind=oracle needs data.source=toy"),
+    (["data.source=toy", "objective.name=adversarial", "train.mixed_precision=fp16"],
+     "does not support train.mixed_precision=fp16"),
 ])
 def test_inconsistent_recipes(overrides, message):
     with pytest.raises(UserError, match=message):
@@ -102,4 +119,94 @@ def test_every_shipped_recipe_checks(capsys):
 
 
 def test_defaults_are_a_valid_config():
-    assert isinstance(RunConfig(), RunConfig)
+    cfg = RunConfig()
+    assert isinstance(cfg.model, RNNConfig) and isinstance(cfg.objective, TeacherForcingConfig)
+    assert load_config(None) == cfg
+
+
+def test_each_tag_value_picks_its_section_class_and_round_trips(tmp_path):
+    assert {name: config for name, (_, config) in OBJECTIVES.items()} == {
+        "teacher_forcing": TeacherForcingConfig, "scheduled_sampling": ScheduledSamplingConfig,
+        "adversarial": AdversarialConfig}
+    for name, (_, config) in OBJECTIVES.items():
+        assert config().name == name and isinstance(load_config(None, [f"objective.name={name}"]).objective, config)
+    cfg = load_config(None, ["objective.name=adversarial", "objective.critic.kind=rnn", "objective.critic.cell=lstm",
+                             "objective.critic.window_sizes=[2, 3]", "objective.tau_schedule=linear",
+                             "objective.feed=gumbel", "model.family=transformer"])
+    assert cfg.objective.critic == CriticConfig(kind="rnn", cell="lstm", window_sizes=[2, 3])
+    assert (cfg.objective.tau_schedule, cfg.objective.feed) == ("linear", "gumbel")
+    save_config(cfg, tmp_path / "r.yaml")
+    again = load_config(tmp_path / "r.yaml")
+    assert again == cfg and isinstance(again.objective, AdversarialConfig) and isinstance(again.model, TransformerConfig)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["objective.pi=0.3"], r"unknown config key objective.pi \(with objective.name=teacher_forcing\)"),
+    (["objective.name=scheduled_sampling", "objective.critic_lr=0.1"],
+     r"unknown config key objective.critic_lr \(with objective.name=scheduled_sampling\)"),
+    (["objective.name=adversarial", "objective.epsilon=0.5"],
+     r"unknown config key objective.epsilon \(with objective.name=adversarial\)"),
+    (["objective.name=adversarial", "objective.adversarial.pi=0.3"],  # the old nested form
+     r"unknown config key objective.adversarial \(with objective.name=adversarial\)"),
+    (["model.arch=gpt2"], r"unknown config key model.arch \(with model.family=rnn\)"),
+    (["model.family=transformer", "model.cell=gru"], r"unknown config key model.cell \(with model.family=transformer\)"),
+    (["objective.name=adversrial"], ("config key objective.name: 'adversrial' is not one of teacher_forcing, "
+                                     "scheduled_sampling, adversarial; did you mean adversarial?")),
+    (["objective.name=adversarial", "objective.critic=cnn"], "objective.critic must be a mapping, got 'cnn'"),
+    (["objective.name=adversarial", "objective.critic.kind=lstm"],
+     "config key objective.critic.kind: 'lstm' is not one of cnn, rnn, transformer, oracle"),
+    (["objective.name=adversarial", "objective.feed=hard"], "config key objective.feed: 'hard' is not one of sample, gumbel"),
+])
+def test_a_key_of_another_section_class_is_refused_naming_the_tag(overrides, message):
+    with pytest.raises(UserError, match=message):
+        load_config(None, overrides)
+
+
+def test_a_key_of_another_objective_in_a_recipe_file_names_objective_name(tmp_path):
+    (tmp_path / "r.yaml").write_text("objective:\n  label_smoothing: 0.1\n  mode: parallel\n")
+    with pytest.raises(UserError, match=r"unknown config key objective.mode \(with objective.name=teacher_forcing\)"):
+        load_config(tmp_path / "r.yaml")
+    # the same keys are fine once the recipe names the objective they belong to
+    cfg = load_config(tmp_path / "r.yaml", ["objective.name=scheduled_sampling"])
+    assert (cfg.objective.mode, cfg.objective.label_smoothing) == ("parallel", 0.1)
+
+
+def test_overrides_may_set_an_objective_key_before_objective_name():
+    cfg = load_config(None, ["objective.pi=0.3", "objective.critic.hidden_dim=16", "objective.name=adversarial"])
+    assert isinstance(cfg.objective, AdversarialConfig)
+    assert (cfg.objective.pi, cfg.objective.critic.hidden_dim) == (0.3, 16)
+    cfg = load_config(None, ["model.hidden_size=32", "model.family=transformer"])
+    assert isinstance(cfg.model, TransformerConfig) and cfg.model.hidden_size == 32
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: ScheduledSamplingConfig(epsilon=2.0), r"objective.epsilon must be in \[0, 1\], got 2.0"),
+    (lambda: ScheduledSamplingConfig(schedule="exponential", k=1.5), r"objective.k must be in \(0, 1\]"),
+    (lambda: ScheduledSamplingConfig(schedule="inverse_sigmoid", k=0.5), "objective.k must be >= 1"),
+    (lambda: ScheduledSamplingConfig(schedule="linear", c=-1.0), "objective.c must be >= 0"),
+    (lambda: ScheduledSamplingConfig(feed="softmax"), "objective.feed=softmax needs objective.mode=parallel"),
+    (lambda: ScheduledSamplingConfig(tau=0.0), "objective.tau must be positive"),
+    (lambda: TeacherForcingConfig(label_smoothing=1.0), r"objective.label_smoothing must be in \[0, 1\)"),
+    (lambda: AdversarialConfig(pi=1.0), r"pi must be in \(0, 1\), got 1.0"),
+    (lambda: AdversarialConfig(critic_steps=0), "objective.critic_steps must be >= 1"),
+    (lambda: AdversarialConfig(baseline="rloo"), "objective.baseline=rloo needs objective.rollouts_per_context >= 2"),
+    (lambda: AdversarialConfig(estimator="rebar", reward="prefix"), "objective.reward=prefix works with"),
+    (lambda: CriticConfig(dropout=1.0), r"objective.critic.dropout must be in \[0, 1\)"),
+    (lambda: CriticConfig(kind="transformer", hidden_dim=10, num_attention_heads=4), "not a multiple of"),
+    (lambda: RNNConfig(dropout=1.0), r"model.dropout must be in \[0, 1\)"),
+    (lambda: TransformerConfig(hidden_size=10, num_attention_heads=4), "not divisible"),
+])
+def test_range_checks_fail_when_a_config_is_made(make, message):
+    with pytest.raises(UserError, match=message):
+        make()
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["objective.name=scheduled_sampling", "objective.epsilon=2"], r"objective.epsilon must be in \[0, 1\], got 2.0"),
+    (["objective.name=adversarial", "objective.critic.num_layers=0"], "objective.critic.num_layers must be >= 1"),
+    (["objective.label_smoothing=-0.1"], r"objective.label_smoothing must be in \[0, 1\)"),
+    (["model.num_layers=0"], "model.num_layers must be >= 1"),
+])
+def test_range_checks_fail_when_a_recipe_is_loaded(overrides, message):
+    with pytest.raises(UserError, match=message):
+        load_config(None, overrides)

@@ -348,7 +348,7 @@ def test_collate_pads_and_marks_tokens():
 
 def test_loader_uses_token_budget_and_covers_split(tmp_path):
     train = write(tmp_path / "t.txt", "".join(" ".join("w" * (i % 5 + 1)) + "\n" for i in range(40)))
-    cfg = cfg_of(f"data.train={train}", "data.max_tokens=24")
+    cfg = cfg_of(f"data.train={train}", "data.max_length=8", "data.max_tokens=24")
     split = load_data(cfg).splits["train"]
     loader = split.loader(cfg.data, shuffle=True, seed=0)
     batches = list(loader)

@@ -20,6 +20,7 @@ from seqgen.metrics.two_sample import two_sample_test
 from seqgen.models import load_generator
 from seqgen.train import train
 from tests.test_sweep import _write_corpus as _corpus
+from tests.test_sweep import untrained_run
 
 QUIET = ["train.eval_every=1000", "train.save_every=1000", "train.log_every=1000", "train.tensorboard=false",
          "train.num_samples=0"]
@@ -35,9 +36,8 @@ def runs(tmp_path_factory):
     _corpus(tmp / "test.txt", 60, rnd)
     text = ["data.source=text", f"data.train={tmp / 'train.txt'}", f"data.test={tmp / 'test.txt'}",
             "train.lr=0.01", "decode.max_new_tokens=12", *SMALL, *QUIET]
-    for name, steps in (("text", 80), ("text_untrained", 0)):
-        train(load_config(None, [*text, f"output_dir={tmp / name}", f"train.max_steps={steps}"]),
-              overwrite=True)
+    train(load_config(None, [*text, f"output_dir={tmp / 'text'}", "train.max_steps=80"]), overwrite=True)
+    untrained_run(load_config(None, [*text, f"output_dir={tmp / 'text_untrained'}"]))
     train(load_config(None, ["data.source=toy", "tokenizer.kind=fixed", "data.synthetic.vocab_size=3",
                              "data.synthetic.num_train=500", "data.synthetic.num_test=50", "train.max_steps=30",
                              f"output_dir={tmp / 'toy'}", *SMALL, *QUIET]), overwrite=True)

@@ -6,12 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seqgen.config import ModelConfig
 from seqgen.data.batch import Context, Vocab
 from seqgen.errors import UserError
 from seqgen.gumbel import gumbel_rollout, gumbel_softmax
+from seqgen.models.configs import RNNConfig, TransformerConfig
 from seqgen.models.hf import build_transformer
 from seqgen.models.rnn import RNNGenerator
+from seqgen.randomness import RowNoise
 
 VOCAB = Vocab(size=12, pad_id=0, bos_id=1, eos_id=2, unk_id=3)
 B = 4
@@ -19,14 +20,14 @@ B = 4
 
 def _rnn(task: str = "lm", cell: str = "lstm") -> RNNGenerator:
     torch.manual_seed(0)
-    cfg = ModelConfig(cell=cell, embedding_dim=6, hidden_dim=8, num_layers=2, dropout=0.1)
+    cfg = RNNConfig(cell=cell, embedding_dim=6, hidden_dim=8, num_layers=2, dropout=0.1)
     return RNNGenerator(VOCAB, cfg, task).eval()
 
 
 def _hf(task: str, arch: str = "gpt2"):
     torch.manual_seed(0)
-    cfg = ModelConfig(family="transformer", arch=arch, hidden_size=16, num_hidden_layers=1,
-                      num_attention_heads=2, max_positions=16)
+    cfg = TransformerConfig(arch=arch, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                            max_positions=16)
     return build_transformer(VOCAB, cfg, task).eval()
 
 
@@ -108,6 +109,23 @@ def test_rollout_stops_at_max_len_and_when_every_row_ended():
     assert out.tokens.tolist() == [[VOCAB.eos_id]] * 3 and out.mask.all()
     with pytest.raises(UserError, match="max_len"):
         gumbel_rollout(model, num_sequences=3, max_len=0, tau=1.0)
+    with pytest.raises(ValueError, match="feed must be 'sample' or 'gumbel'"):
+        gumbel_rollout(model, num_sequences=3, max_len=4, tau=1.0, feed="hard")
+
+
+def test_rollout_rows_drawn_from_row_noise_match_the_whole_batch():
+    """A process holding rows 1 and 3 of a global batch of 4 draws for them what one process draws for
+    all 4 (`seqgen.randomness.RowNoise`)."""
+    model = _rnn()
+    with torch.no_grad():
+        model.out.bias[VOCAB.eos_id] += 1.0  # rows end at different positions
+    whole = gumbel_rollout(model, num_sequences=4, max_len=6, tau=0.5, generator=RowNoise("k", None, 4))
+    part = gumbel_rollout(model, num_sequences=2, max_len=6, tau=0.5,
+                          generator=RowNoise("k", torch.tensor([1, 3]), 4))
+    n = part.tokens.shape[1]
+    assert torch.equal(part.tokens, whole.tokens[[1, 3], :n]) and torch.equal(part.mask, whole.mask[[1, 3], :n])
+    assert not whole.mask[[1, 3], n:].any()  # what the part did not decode is past both rows' ends
+    torch.testing.assert_close(part.probs, whole.probs[[1, 3], :n], rtol=1e-5, atol=1e-6)
 
 
 CACHE_CASES = {
@@ -118,7 +136,7 @@ CACHE_CASES = {
 }
 
 
-@pytest.mark.parametrize("feed", ["hard", "soft"])
+@pytest.mark.parametrize("feed", ["sample", "gumbel"])
 @pytest.mark.parametrize("case", list(CACHE_CASES))
 def test_cache_and_no_cache_rollouts_agree(case, feed):
     model, context = CACHE_CASES[case]()
@@ -131,7 +149,7 @@ def test_cache_and_no_cache_rollouts_agree(case, feed):
     torch.testing.assert_close(cached.probs, uncached.probs, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("feed", ["hard", "soft"])
+@pytest.mark.parametrize("feed", ["sample", "gumbel"])
 @pytest.mark.parametrize("case", ["rnn_gru_translation", "gpt2_lm"])
 def test_gradient_reaches_every_generator_parameter_through_probs(case, feed):
     model, context = CACHE_CASES[case]()
@@ -144,11 +162,11 @@ def test_gradient_reaches_every_generator_parameter_through_probs(case, feed):
 
 
 @pytest.mark.parametrize("case", list(CACHE_CASES))
-def test_hard_feed_rollout_equals_decoding_with_gradient(case):
-    """The hard-feed rollout decodes without gradient and re-scores [BOS, ids] in one pass; written out
+def test_sample_feed_rollout_equals_decoding_with_gradient(case):
+    """The sample-feed rollout decodes without gradient and re-scores [BOS, ids] in one pass; written out
     here is its definition: one `step` with gradient per position, fed the sampled id."""
     model, context = CACHE_CASES[case]()
-    out = gumbel_rollout(model, context=context, num_sequences=B, max_len=6, tau=0.7, feed="hard",
+    out = gumbel_rollout(model, context=context, num_sequences=B, max_len=6, tau=0.7, feed="sample",
                          generator=_rng(3))
     weights = torch.randn(out.probs.shape, generator=_rng(2))
     (out.probs * weights).sum().backward()
@@ -186,44 +204,44 @@ def _record_inputs(model, monkeypatch) -> list[torch.Tensor]:
     return fed
 
 
-def test_hard_feed_reads_sampled_ids_and_soft_feed_reads_relaxed_vectors(monkeypatch):
+def test_sample_feed_reads_sampled_ids_and_gumbel_feed_reads_relaxed_vectors(monkeypatch):
     model = _rnn()
-    fed_hard = _record_inputs(model, monkeypatch)
-    hard = gumbel_rollout(model, num_sequences=B, max_len=4, tau=0.5, hard=False, feed="hard",
+    fed_sample = _record_inputs(model, monkeypatch)
+    sampled = gumbel_rollout(model, num_sequences=B, max_len=4, tau=0.5, hard=False, feed="sample",
                           generator=_rng(3))
     monkeypatch.undo()
-    fed_soft = _record_inputs(model, monkeypatch)
-    soft = gumbel_rollout(model, num_sequences=B, max_len=4, tau=0.5, hard=False, feed="soft",
+    fed_gumbel = _record_inputs(model, monkeypatch)
+    relaxed = gumbel_rollout(model, num_sequences=B, max_len=4, tau=0.5, hard=False, feed="gumbel",
                           generator=_rng(3))
 
-    assert (fed_hard[0] == VOCAB.bos_id).all() and (fed_soft[0] == VOCAB.bos_id).all()
+    assert (fed_sample[0] == VOCAB.bos_id).all() and (fed_gumbel[0] == VOCAB.bos_id).all()
     # The first position reads only BOS, so both feeds sample it alike.
-    assert torch.equal(hard.tokens[:, 0], soft.tokens[:, 0])
-    # (equal up to rounding: the hard feed's relaxed tokens come from a whole-sequence pass)
-    torch.testing.assert_close(hard.probs[:, 0], soft.probs[:, 0], rtol=1e-5, atol=1e-7)
+    assert torch.equal(sampled.tokens[:, 0], relaxed.tokens[:, 0])
+    # (equal up to rounding: the sample feed's relaxed tokens come from a whole-sequence pass)
+    torch.testing.assert_close(sampled.probs[:, 0], relaxed.probs[:, 0], rtol=1e-5, atol=1e-7)
     for t in range(1, 4):
-        assert fed_hard[t].dtype == torch.long
-        assert torch.equal(fed_hard[t][hard.mask[:, t - 1]], hard.tokens[:, t - 1][hard.mask[:, t - 1]])
-        vectors = fed_soft[t]
+        assert fed_sample[t].dtype == torch.long
+        assert torch.equal(fed_sample[t][sampled.mask[:, t - 1]], sampled.tokens[:, t - 1][sampled.mask[:, t - 1]])
+        vectors = fed_gumbel[t]
         assert vectors.shape == (B, VOCAB.size) and vectors.requires_grad
         torch.testing.assert_close(vectors.sum(-1), torch.ones(B))
         assert (vectors.max(-1).values < 1).all()  # relaxed, not one-hot
-        live = soft.mask[:, t - 1]
-        assert torch.equal(vectors.argmax(-1)[live], soft.tokens[:, t - 1][live])
+        live = relaxed.mask[:, t - 1]
+        assert torch.equal(vectors.argmax(-1)[live], relaxed.tokens[:, t - 1][live])
     # Different inputs from the second position on: the later relaxed tokens differ.
-    assert not torch.allclose(hard.probs[:, 1:].detach(), soft.probs[:, 1:].detach())
+    assert not torch.allclose(sampled.probs[:, 1:].detach(), relaxed.probs[:, 1:].detach())
 
-    # Soft feed: the last position's relaxed token depends on what was fed before it.
-    (soft.probs[:, -1] * torch.randn(B, VOCAB.size, generator=_rng(5))).sum().backward()
-    assert fed_soft[2].grad is not None and fed_soft[2].grad.abs().sum() > 0
+    # Gumbel feed: the last position's relaxed token depends on what was fed before it.
+    (relaxed.probs[:, -1] * torch.randn(B, VOCAB.size, generator=_rng(5))).sum().backward()
+    assert fed_gumbel[2].grad is not None and fed_gumbel[2].grad.abs().sum() > 0
 
     # Straight-through outputs still feed the relaxed vector, not its one-hot forward value.
     monkeypatch.undo()
     fed_straight = _record_inputs(model, monkeypatch)
-    straight = gumbel_rollout(model, num_sequences=B, max_len=4, tau=0.5, hard=True, feed="soft",
+    straight = gumbel_rollout(model, num_sequences=B, max_len=4, tau=0.5, hard=True, feed="gumbel",
                               generator=_rng(3))
-    assert torch.equal(straight.tokens, soft.tokens)
-    torch.testing.assert_close(fed_straight[2], fed_soft[2], rtol=0, atol=0)
+    assert torch.equal(straight.tokens, relaxed.tokens)
+    torch.testing.assert_close(fed_straight[2], fed_gumbel[2], rtol=0, atol=0)
 
 
 def test_conditional_rollout_is_one_sequence_per_context_row():

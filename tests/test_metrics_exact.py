@@ -6,14 +6,14 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from seqgen.config import DecodeConfig, ModelConfig
+from seqgen.config import DecodeConfig
 from seqgen.data.batch import Batch, Vocab
 from seqgen.data.synthetic.oracle import OracleLSTM
 from seqgen.data.synthetic.toy import ToyDistribution
 from seqgen.data.tokenizer import fixed_tokenizer, vocab_of
 from seqgen.errors import UserError
+from seqgen.functional import binary_entropy
 from seqgen.metrics.exact import (
-    binary_entropy,
     js_pi,
     kl,
     kl_to_product_of_marginals,
@@ -34,6 +34,7 @@ from seqgen.metrics.oracle import (
     sequence_log_probs,
 )
 from seqgen.models.base import Generator
+from seqgen.models.configs import RNNConfig
 from seqgen.models.rnn import RNNGenerator
 from seqgen.sampling import generate
 
@@ -47,7 +48,7 @@ def fixed_vocab(num_symbols: int) -> Vocab:
 
 def rnn(num_symbols: int, seed: int = 0) -> RNNGenerator:
     torch.manual_seed(seed)
-    cfg = ModelConfig(embedding_dim=8, hidden_dim=8)
+    cfg = RNNConfig(embedding_dim=8, hidden_dim=8)
     return RNNGenerator(fixed_vocab(num_symbols), cfg, "lm").eval()
 
 

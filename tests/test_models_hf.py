@@ -6,16 +6,16 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, VisionEncoderDecoderModel
 
-from seqgen.config import ModelConfig
 from seqgen.data.batch import Context, Vocab
 from seqgen.errors import UserError
+from seqgen.models.configs import TransformerConfig
 from seqgen.models.hf import HFGenerator, build_transformer
 
 VOCAB = Vocab(size=20, pad_id=0, bos_id=1, eos_id=2, unk_id=3)
 IMAGE = 32  # conv nets reduce it 16-fold: a 2x2 map, so cross-attention has keys to choose between
 B, T = 3, 6
 
-# name -> (task, ModelConfig keys). BART scales its embeddings here so that the scaled path is tested.
+# name -> (task, TransformerConfig keys). BART scales its embeddings here so that the scaled path is tested.
 CASES = {
     "gpt2": ("lm", {}),
     "gpt2_eager": ("lm", {"config_overrides": {"attn_implementation": "eager"}}),
@@ -30,9 +30,9 @@ AUTO = {"lm": AutoModelForCausalLM, "translation": AutoModelForSeq2SeqLM,
         "captioning": VisionEncoderDecoderModel}
 
 
-def _cfg(**keys) -> ModelConfig:
+def _cfg(**keys) -> TransformerConfig:
     tiny = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, max_positions=16, patch_size=8)
-    return ModelConfig(family="transformer", **{**tiny, **keys})
+    return TransformerConfig(**{**tiny, **keys})
 
 
 def _build(name: str, vocab: Vocab = VOCAB) -> tuple[HFGenerator, str]:

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from seqgen.config import ModelConfig
 from seqgen.data.batch import Context, Vocab
 from seqgen.errors import UserError
+from seqgen.models.configs import RNNConfig
 from seqgen.models.rnn import RNNGenerator
 
 V, B, T, S = 13, 3, 5, 6
@@ -14,7 +14,7 @@ TASKS = ["lm", "translation", "captioning"]
 
 def make(cell: str, task: str, seed: int = 0, **overrides) -> RNNGenerator:
     torch.manual_seed(seed)
-    cfg = ModelConfig(cell=cell, embedding_dim=6, hidden_dim=8, num_layers=2, dropout=0.1, **overrides)
+    cfg = RNNConfig(cell=cell, embedding_dim=6, hidden_dim=8, num_layers=2, dropout=0.1, **overrides)
     return RNNGenerator(VOCAB, cfg, task)
 
 

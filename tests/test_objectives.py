@@ -6,7 +6,15 @@ import torch
 
 from seqgen.data.batch import Batch, Vocab
 from seqgen.models.base import Generator
-from seqgen.objectives import TeacherForcing
+from seqgen.objectives import (
+    OBJECTIVES,
+    Player,
+    RunInfo,
+    TeacherForcing,
+    TeacherForcingConfig,
+    build_objective,
+)
+from seqgen.randomness import RowNoise
 
 
 class TableLM(Generator):
@@ -50,9 +58,30 @@ def test_label_smoothing_spreads_mass_and_reports_plain_nll():
     model = TableLM(vocab)
     tokens = torch.tensor([[1, 4, 2]])
     batch = Batch(tokens=tokens, mask=tokens != 0)
-    smooth, metrics = TeacherForcing(model, label_smoothing=0.1)(batch, step=0)
+    smooth, metrics = TeacherForcing(model, TeacherForcingConfig(label_smoothing=0.1))(batch, step=0)
     plain, _ = TeacherForcing(model)(batch, step=0)
     table = model.table.detach().log_softmax(-1)
     uniform = -(table[1].mean() + table[4].mean()).item() / 2
     assert math.isclose(smooth.item(), 0.9 * plain.item() + 0.1 * uniform, rel_tol=1e-6)
     assert math.isclose(metrics["nll"].item(), plain.item(), rel_tol=1e-6)
+
+
+def test_single_player_objectives_are_their_own_player():
+    vocab = Vocab(size=6, pad_id=0, bos_id=1, eos_id=2, unk_id=3)
+    model = TableLM(vocab)
+    tokens = torch.tensor([[1, 4, 5, 2, 0], [1, 5, 2, 0, 0]])
+    batch = Batch(tokens=tokens, mask=tokens != 0)
+    run = RunInfo("lm", max_steps=10, steps_per_epoch=2.0)
+    for name, keys in (("teacher_forcing", {"label_smoothing": 0.1}), ("scheduled_sampling", {"epsilon": 1.0})):
+        cls, config = OBJECTIVES[name]
+        objective = build_objective(config(**keys), model, run)
+        assert type(objective) is cls and objective.generator is model
+        (player,) = objective.players()
+        assert player == Player(objective) and (player.namespace, player.lr, player.repeats, player.warmup) == \
+            ("train", None, 1, 0)
+        assert objective.weight(batch) == 5 and objective.exports() == {}
+        # called as every player is: (batch, step, noise); with ε = 1 scheduled sampling is teacher forcing
+        loss, metrics = player.module(batch, 3, RowNoise("k", None, len(batch)))
+        expected, _ = TeacherForcing(model, TeacherForcingConfig(**keys) if name == "teacher_forcing" else None)(
+            batch, step=3)
+        assert math.isclose(loss.item(), expected.item(), rel_tol=1e-6) and metrics["loss"].ndim == 0

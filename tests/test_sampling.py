@@ -8,6 +8,7 @@ from seqgen.config import DecodeConfig
 from seqgen.data.batch import Context, Vocab
 from seqgen.errors import UserError
 from seqgen.models.base import Generator
+from seqgen.randomness import RowNoise
 from seqgen.sampling import beam_search, categorical, filter_logits, generate
 
 VOCAB = Vocab(size=7, pad_id=0, bos_id=1, eos_id=2, unk_id=3)
@@ -147,6 +148,10 @@ def test_top_p_applies_after_temperature_and_top_k():
 def test_invalid_filters_are_user_errors(kwargs):
     with pytest.raises(UserError):
         filter_logits(torch.zeros(1, 3), **kwargs)
+    # and a recipe's decode section refuses them when it is made
+    (key,) = kwargs
+    with pytest.raises(UserError, match=f"decode.{key} must be"):
+        DecodeConfig(**kwargs)
 
 
 # --- generate
@@ -249,6 +254,16 @@ def test_categorical_draws_each_row_from_its_own_softmax():
         assert counts[~possible].sum() == 0
         chi2 = float(((counts[possible] - n * expected[possible]) ** 2 / (n * expected[possible])).sum())
         assert chi2 < 13.8  # 99.9% quantile of chi-square with 2 degrees of freedom (at most 3 outcomes)
+
+
+def test_categorical_draws_rows_from_row_noise_as_one_process_would():
+    logits = torch.randn(4, 3, 6, generator=torch.Generator().manual_seed(1))
+    whole = categorical(logits, RowNoise("k", None, 4))
+    rows = torch.tensor([1, 3])
+    assert torch.equal(categorical(logits[rows], RowNoise("k", rows, 4)), whole[rows])
+    assert torch.equal(categorical(logits, RowNoise("k", None, 4)), whole)  # a pure function of the key
+    others = [categorical(logits, RowNoise(f"k{i}", None, 4)) for i in range(5)]
+    assert any(not torch.equal(other, whole) for other in others)
 
 
 # --- beam search

@@ -10,13 +10,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seqgen.config import ModelConfig, ScheduledSamplingConfig, load_config
+from seqgen.config import load_config
 from seqgen.data.batch import Batch, Context, Vocab
 from seqgen.errors import UserError
+from seqgen.functional import token_nll
+from seqgen.models.configs import RNNConfig, TransformerConfig
 from seqgen.models.hf import build_transformer
 from seqgen.models.rnn import RNNGenerator
-from seqgen.objectives import ScheduledSampling, TeacherForcing
-from seqgen.objectives.teacher_forcing import token_nll
+from seqgen.objectives import ScheduledSampling, ScheduledSamplingConfig, TeacherForcing
+from seqgen.randomness import RowNoise
 from seqgen.sampling import categorical
 from seqgen.schedules import epsilon
 from seqgen.tracking import read_log
@@ -27,7 +29,7 @@ VOCAB = Vocab(size=12, pad_id=0, bos_id=1, eos_id=2, unk_id=3)
 IMAGE = 16
 LENGTHS = [5, 2, 3, 1]  # words per sentence: rows of different length, so padding is exercised
 
-# name -> (task, family, ModelConfig keys); dropout 0 so that repeated runs compute the same thing.
+# name -> (task, family, model config keys); dropout 0 so that repeated runs compute the same thing.
 MODELS = {
     "lm_rnn": ("lm", "rnn", {}),
     "lm_transformer": ("lm", "transformer", {}),
@@ -42,10 +44,10 @@ def make_model(name: str):
     task, family, keys = MODELS[name]
     torch.manual_seed(0)
     if family == "rnn":
-        cfg = ModelConfig(cell="lstm", embedding_dim=8, hidden_dim=8, dropout=0.0, **keys)
+        cfg = RNNConfig(cell="lstm", embedding_dim=8, hidden_dim=8, dropout=0.0, **keys)
         return RNNGenerator(VOCAB, cfg, task), task
-    cfg = ModelConfig(family="transformer", hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                      max_positions=16, patch_size=8, dropout=0.0, **keys)
+    cfg = TransformerConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, max_positions=16,
+                            patch_size=8, dropout=0.0, **keys)
     return build_transformer(VOCAB, cfg, task, image_size=IMAGE), task
 
 
@@ -73,11 +75,12 @@ def ss(**keys) -> ScheduledSamplingConfig:
     return ScheduledSamplingConfig(**keys)
 
 
-def loss_and_grads(objective, batch: Batch, seed: int = 0, step: int = 0):
-    """The objective's loss, metrics and the gradient of every parameter (zeros where none)."""
+def loss_and_grads(objective, batch: Batch, seed: int = 0, step: int = 0, noise=None):
+    """The objective's loss, metrics and the gradient of every parameter (zeros where none); its draws
+    from `noise`, or (None) from torch's default generator seeded with `seed`."""
     objective.zero_grad(set_to_none=True)
     torch.manual_seed(seed)
-    loss, metrics = objective(batch, step)
+    loss, metrics = objective(batch, step, noise)
     loss.backward()
     grads = {n: torch.zeros_like(p) if p.grad is None else p.grad.clone()
              for n, p in objective.generator.named_parameters()}
@@ -176,8 +179,7 @@ def test_parallel_passes_follow_their_definition(feed, passes):
     model, task = make_model("translation_rnn")
     batch = make_batch(task)
     eps, tau = 0.4, 0.5
-    got = loss_and_grads(ScheduledSampling(model, ss(mode="parallel", passes=passes, epsilon=eps, feed=feed,
-                                                     gumbel_temperature=tau)), batch, seed=5)
+    got = loss_and_grads(ScheduledSampling(model, ss(mode="parallel", passes=passes, epsilon=eps, feed=feed, tau=tau)), batch, seed=5)
 
     # Written out: coins for every (row, position), then passes without gradient, each replacing the
     # input at t + 1 by what its prediction at t makes where the coin says so, and the loss pass.
@@ -198,8 +200,11 @@ def test_parallel_passes_follow_their_definition(feed, passes):
             made = categorical(logits)
         elif feed == "argmax":
             made = logits.argmax(-1)
-        else:
-            made = logits.softmax(-1) if feed == "softmax" else F.gumbel_softmax(logits, tau=tau)
+        elif feed == "softmax":
+            made = logits.softmax(-1)
+        else:  # the Gumbel-softmax sample softmax((o + g) / τ), g = -log(-log U)
+            g = -torch.log(-torch.log(torch.rand(logits.shape).clamp(min=torch.finfo().tiny)))
+            made = ((logits + g) / tau).softmax(-1)
         mixed = gold.clone()
         mixed[:, 1:] = torch.where(use_model[:, 1:, None] if soft else use_model[:, 1:], made, gold[:, 1:])
     loss = token_nll(model(mixed, memory), batch.targets, mask).sum() / mask.sum()
@@ -245,14 +250,45 @@ def test_no_gradient_reaches_the_model_tokens(name, mode, feed):
     assert_same(got, (loss.detach(), None, {n: p.grad for n, p in model.named_parameters()}))
 
 
-def test_inconsistent_settings_are_one_line_errors():
-    model, _ = make_model("lm_rnn")
-    with pytest.raises(UserError, match="needs objective.scheduled_sampling.mode=parallel"):
-        ScheduledSampling(model, ss(mode="sequential", feed="gumbel"))
-    with pytest.raises(UserError, match="passes"):
-        ScheduledSampling(model, ss(mode="parallel", passes=0))
-    with pytest.raises(UserError, match="k must be in"):
-        ScheduledSampling(model, ss(schedule="exponential", k=2.0))
+@pytest.mark.parametrize("keys, message", [
+    ({"mode": "sequential", "feed": "gumbel"}, "objective.feed=gumbel needs objective.mode=parallel"),
+    ({"mode": "sequential", "feed": "softmax"}, "objective.feed=softmax needs objective.mode=parallel"),
+    ({"mode": "parallel", "passes": 0}, "objective.passes must be >= 1, got 0"),
+    ({"schedule": "exponential", "k": 2.0}, r"objective.k must be in \(0, 1\]"),
+    ({"mode": "parallel", "feed": "gumbel", "tau": 0.0}, "objective.tau must be positive"),
+    ({"label_smoothing": 1.0}, r"objective.label_smoothing must be in \[0, 1\)"),
+])
+def test_inconsistent_settings_are_one_line_errors_when_the_config_is_made(keys, message):
+    with pytest.raises(UserError, match=message) as info:
+        ss(**keys)
+    assert "\n" not in str(info.value)
+    overrides = ["objective.name=scheduled_sampling"] + [f"objective.{k}={v}" for k, v in keys.items()]
+    with pytest.raises(UserError, match=message):
+        load_config(None, overrides)
+
+
+def test_draws_come_from_the_noise_given_and_rows_draw_alike_in_any_process():
+    """The coins and model tokens come from the RowNoise passed in: the same noise gives the same
+    inputs whatever torch's global generator holds, and a process holding rows 1 and 3 of a global
+    batch of 4 feeds them exactly what one process holding all 4 feeds them."""
+    model, task = make_model("lm_rnn")
+    batch = make_batch(task, lengths=[6, 4, 6, 5])
+    objective = ScheduledSampling(model, ss(epsilon=0.3, feed="sample"))
+    seen = record(model, "forward")
+
+    def fed(batch, noise, seed):
+        torch.manual_seed(seed)
+        objective(batch, 0, noise)
+        return seen[-1]
+
+    whole = fed(batch, RowNoise("k", None, 4), seed=0)
+    assert not torch.equal(whole, batch.inputs)
+    assert torch.equal(fed(batch, RowNoise("k", None, 4), seed=1), whole)
+    assert not torch.equal(fed(batch, RowNoise("other", None, 4), seed=0), whole)
+    rows = torch.tensor([1, 3])
+    part = fed(batch.select(rows), RowNoise("k", rows, 4), seed=2)
+    width = part.shape[1]
+    assert torch.equal(part, whole[rows, :width])
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -270,8 +306,7 @@ def run_config(tmp_path: Path, name: str, max_steps: int):
         f"output_dir={tmp_path / name}", f"train.max_steps={max_steps}", "train.log_every=1",
         "train.eval_every=100", "train.save_every=100", "train.num_samples=0", "train.tensorboard=false",
         "model.embedding_dim=8", "model.hidden_dim=8", "model.dropout=0.2", "train.lr=0.01",
-        "objective.name=scheduled_sampling", "objective.scheduled_sampling.schedule=linear",
-        "objective.scheduled_sampling.k=1.0", "objective.scheduled_sampling.c=0.1"])
+        "objective.name=scheduled_sampling", "objective.schedule=linear", "objective.k=1.0", "objective.c=0.1"])
 
 
 def test_training_logs_the_schedule_and_resumes_it_exactly(tmp_path):
@@ -281,7 +316,7 @@ def test_training_logs_the_schedule_and_resumes_it_exactly(tmp_path):
     for (name, a), (_, b) in zip(whole.state_dict().items(), resumed.state_dict().items()):
         torch.testing.assert_close(a, b, atol=0, rtol=0, msg=f"{name} differs after resuming")
 
-    cfg = run_config(tmp_path, "whole", 8).objective.scheduled_sampling
+    cfg = run_config(tmp_path, "whole", 8).objective
     for run in ("whole", "parts"):
         logs = [r for r in read_log(tmp_path / run / "logs" / "metrics.jsonl") if "train/epsilon" in r]
         # The metrics logged at step s are those of the step taken at s - 1.

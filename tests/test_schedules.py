@@ -4,9 +4,10 @@ import math
 
 import pytest
 
-from seqgen.config import ScheduledSamplingConfig
+from seqgen.config import TrainConfig
 from seqgen.errors import UserError
-from seqgen.schedules import TEMPERATURE_SCHEDULES, check_epsilon_schedule, epsilon, temperature
+from seqgen.objectives import AdversarialConfig, ScheduledSamplingConfig
+from seqgen.schedules import TEMPERATURE_SCHEDULES, epsilon, temperature
 
 
 def ss(**keys) -> ScheduledSamplingConfig:
@@ -24,7 +25,6 @@ def ss(**keys) -> ScheduledSamplingConfig:
     (ss(schedule="inverse_sigmoid", k=1.0), {0: 0.5, 2: 1 / (1 + math.exp(2))}),
 ])
 def test_epsilon_follows_its_formula(cfg, expected):
-    check_epsilon_schedule(cfg)
     for step, value in expected.items():
         assert epsilon(cfg, step) == pytest.approx(value, abs=1e-12), step
 
@@ -39,24 +39,24 @@ def test_epoch_unit_decays_once_per_whole_epoch():
     assert epsilon(ss(schedule="exponential", k=0.5), 3, steps_per_epoch=2.5) == 0.125  # unit step ignores it
 
 
-@pytest.mark.parametrize("cfg, key", [
-    (ss(schedule="constant", epsilon=1.2), "epsilon"),
-    (ss(schedule="constant", epsilon=-0.1), "epsilon"),
-    (ss(schedule="linear", c=-0.01), ".c "),
-    (ss(schedule="linear", epsilon_min=1.5), "epsilon_min"),
-    (ss(schedule="exponential", k=1.5), ".k "),
-    (ss(schedule="exponential", k=0.0), ".k "),
-    (ss(schedule="inverse_sigmoid", k=0.5), ".k "),
+@pytest.mark.parametrize("keys, key", [
+    ({"schedule": "constant", "epsilon": 1.2}, "objective.epsilon "),
+    ({"schedule": "constant", "epsilon": -0.1}, "objective.epsilon "),
+    ({"schedule": "linear", "c": -0.01}, "objective.c "),
+    ({"schedule": "linear", "epsilon_min": 1.5}, "objective.epsilon_min "),
+    ({"schedule": "exponential", "k": 1.5}, "objective.k "),
+    ({"schedule": "exponential", "k": 0.0}, "objective.k "),
+    ({"schedule": "inverse_sigmoid", "k": 0.5}, "objective.k "),
 ])
-def test_out_of_range_parameters_are_one_line_errors(cfg, key):
+def test_out_of_range_parameters_are_one_line_errors_when_the_config_is_made(keys, key):
     with pytest.raises(UserError, match=key) as info:
-        check_epsilon_schedule(cfg)
+        ss(**keys)
     assert "\n" not in str(info.value)
 
 
 def test_parameters_of_other_schedules_are_not_checked():
-    check_epsilon_schedule(ss(schedule="exponential", k=0.99, epsilon=7.0))
-    check_epsilon_schedule(ss(schedule="constant", epsilon=0.0, k=0.1))
+    assert epsilon(ss(schedule="exponential", k=0.99, epsilon=7.0), 1) == pytest.approx(0.99)
+    assert epsilon(ss(schedule="constant", epsilon=0.0, k=0.1), 5) == 0.0
 
 
 def test_temperature_schedules():
@@ -79,14 +79,18 @@ def test_temperature_schedules():
     assert temperature("linear", 150, N, tau=2.0, tau_min=0.5) == pytest.approx(0.5)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"kind": "cosine"}, "unknown temperature schedule"),
-    ({"kind": "linear", "max_steps": 0}, "positive number of steps"),
-    ({"kind": "constant", "tau": 0.0}, "positive"),
-    ({"kind": "exponential", "beta_max": 0.5}, "beta_max"),
-    ({"kind": "exp_decay", "rate": -1.0}, "rate"),
+def test_temperature_rejects_an_unknown_schedule():
+    with pytest.raises(ValueError, match="unknown temperature schedule 'cosine'"):
+        temperature("cosine", 0, 10)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: AdversarialConfig(tau_schedule="constant", tau=0.0), "objective.tau must be positive"),
+    (lambda: AdversarialConfig(tau_schedule="linear", tau_min=-0.1), "objective.tau_min must be positive"),
+    (lambda: AdversarialConfig(tau_schedule="exponential", beta_max=0.5), "objective.beta_max must be >= 1"),
+    (lambda: AdversarialConfig(tau_schedule="exp_decay", rate=-1.0), "objective.rate must be >= 0"),
+    (lambda: TrainConfig(max_steps=0), "train.max_steps must be positive"),  # N of every schedule
 ])
-def test_temperature_rejects_bad_parameters(kwargs, match):
-    kwargs = {"step": 0, "max_steps": 10, **kwargs}
+def test_temperature_parameters_are_checked_where_they_are_set(make, match):
     with pytest.raises(UserError, match=match):
-        temperature(**kwargs)
+        make()

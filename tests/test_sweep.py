@@ -4,22 +4,36 @@ import csv
 import json
 import math
 import random
+from pathlib import Path
 
 import pytest
 import torch
+from accelerate import Accelerator
 from PIL import Image
 
-from seqgen.config import load_config
+from seqgen.config import RunConfig, load_config
 from seqgen.data import load_data, load_tokenizer
 from seqgen.errors import UserError
 from seqgen.inference import evaluate_model
 from seqgen.metrics.likelihood import nll_metrics, sequence_nll
-from seqgen.models import load_generator
+from seqgen.models import build_generator, load_generator
+from seqgen.run_folder import export, start_output_dir
 from seqgen.sweep import sweep, tempered_nll
 from seqgen.train import train
 
 QUIET = ["train.eval_every=1000", "train.save_every=1000", "train.log_every=1000", "train.tensorboard=false"]
 ALPHAS = [0.5, 1.0, 3.0]
+
+
+def untrained_run(cfg: RunConfig) -> None:
+    """The run folder `train` would write for `cfg` before its first step: the recipe, the tokenizer and
+    the freshly initialised model (a run cannot stop at step 0: train.max_steps must be positive)."""
+    out = Path(cfg.output_dir)
+    torch.manual_seed(cfg.seed)
+    data = load_data(cfg)
+    generator = build_generator(cfg.model, data.vocab, cfg.task, cfg.data.image_size)
+    start_output_dir(cfg, out, data.tokenizer, Accelerator(cpu=True))
+    export(generator, data.tokenizer, cfg, out / "model")
 
 
 def _write_corpus(path, n, rnd):
@@ -33,9 +47,9 @@ def _write_corpus(path, n, rnd):
 def runs(tmp_path_factory):
     """A trained and an untrained oracle run (recipes/debug/lm.yaml) and a trained word-level text LM."""
     tmp = tmp_path_factory.mktemp("sweep")
-    for name, steps in (("oracle_trained", 150), ("oracle_untrained", 0)):
-        train(load_config("recipes/debug/lm.yaml", [f"output_dir={tmp / name}", f"train.max_steps={steps}",
-                                                    *QUIET]), overwrite=True)
+    train(load_config("recipes/debug/lm.yaml", [f"output_dir={tmp / 'oracle_trained'}", "train.max_steps=150",
+                                                *QUIET]), overwrite=True)
+    untrained_run(load_config("recipes/debug/lm.yaml", [f"output_dir={tmp / 'oracle_untrained'}", *QUIET]))
     rnd = random.Random(0)
     _write_corpus(tmp / "train.txt", 400, rnd)
     _write_corpus(tmp / "test.txt", 50, rnd)

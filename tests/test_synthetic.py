@@ -296,3 +296,38 @@ def test_shapes_captions_use_symbols_and_describe_the_image():
 def test_shapes_symbols_cover_every_word():
     used = {w for e in shapes.make_split(200, seed=0) for c in e["captions"] for w in c.split()}
     assert used == set(shapes.SYMBOLS)
+
+
+# --------------------------------------------------------------------------------------------------
+# the data's P
+
+
+@pytest.mark.parametrize("source", ["toy", "oracle"])
+def test_load_data_carries_the_distribution_its_examples_were_drawn_from(source):
+    from seqgen.config import load_config
+    from seqgen.data import load_data
+    from seqgen.data.sources import synthetic_distribution
+
+    cfg = load_config(None, [f"data.source={source}", "data.synthetic.num_train=40", "data.synthetic.num_validation=4",
+                             "data.synthetic.num_test=4", "data.synthetic.vocab_size=5", "data.synthetic.length=3",
+                             "data.synthetic.hidden_dim=4", "data.synthetic.seed=2"])
+    p = load_data(cfg).distribution
+    expected = ToyDistribution.from_config(cfg.data.synthetic) if source == "toy" else \
+        OracleLSTM.from_config(cfg.data.synthetic)
+    assert type(p) is type(expected) is type(synthetic_distribution(cfg.data))
+    seqs = expected.sample(10, seed=0)
+    torch.testing.assert_close(p.log_prob(seqs), expected.log_prob(seqs), rtol=0, atol=0)
+    other = load_config(None, [f"data.source={source}", "data.synthetic.vocab_size=5", "data.synthetic.length=3",
+                               "data.synthetic.hidden_dim=4", "data.synthetic.seed=3"])
+    assert not torch.equal(synthetic_distribution(other.data).log_prob(seqs), expected.log_prob(seqs))
+
+
+def test_other_sources_have_no_distribution(tmp_path):
+    from seqgen.config import load_config
+    from seqgen.data import load_data
+    from seqgen.data.sources import synthetic_distribution
+
+    (tmp_path / "t.txt").write_text("a b\nb c\n")
+    cfg = load_config(None, ["data.source=text", f"data.train={tmp_path / 't.txt'}"])
+    assert synthetic_distribution(cfg.data) is None and load_data(cfg).distribution is None
+    assert synthetic_distribution(load_config(None, ["data.source=shapes", "task=captioning"]).data) is None

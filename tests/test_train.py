@@ -8,8 +8,8 @@ from accelerate import Accelerator
 
 from seqgen.checkpoints import Checkpoints, TrainerState
 from seqgen.config import load_config
+from seqgen.tracking import read_log
 from seqgen.train import train
-
 
 
 def test_gradient_accumulation_equals_one_large_batch(tmp_path):
@@ -65,15 +65,21 @@ def test_interrupted_checkpoint_write_keeps_the_latest_loadable(tmp_path, monkey
 
 
 def test_early_stopping_and_best_checkpoint(tmp_path):
-    """With a zero learning rate nothing improves after the first evaluation: patience 2 stops the run
-    at the third evaluation, and the best checkpoint (the first) survives pruning."""
+    """Training lowers the validation NLL, so with best_mode max nothing improves after the first
+    evaluation: patience 2 stops the run at the third evaluation, and the best checkpoint (the first)
+    survives pruning."""
     (tmp_path / "train.txt").write_text("a b c\nb c d\nc d e a\n" * 4)
     cfg = load_config(None, [f"data.train={tmp_path / 'train.txt'}", f"data.validation={tmp_path / 'train.txt'}",
-                             "data.source=text", f"output_dir={tmp_path / 'run'}", "train.lr=0.0",
+                             "data.source=text", f"output_dir={tmp_path / 'run'}", "train.lr=0.01",
                              "train.max_steps=100", "train.eval_every=2", "train.save_every=2",
                              "train.keep_last=1", "train.early_stopping_patience=2", "train.num_samples=0",
+                             "train.best_metric=eval/nll", "train.best_mode=max",
                              "model.embedding_dim=8", "model.hidden_dim=8", "data.batch_size=4"])
     train(cfg)
+    evaluations = [r for r in read_log(tmp_path / "run" / "logs" / "metrics.jsonl") if "eval/nll" in r]
+    assert [r["step"] for r in evaluations] == [2, 4, 6]
+    nll = [r["eval/nll"] for r in evaluations]
+    assert nll[0] > nll[1] > nll[2]  # the premise: no later evaluation is better under best_mode max
     checkpoints = tmp_path / "run" / "checkpoints"
     assert sorted(p.name for p in checkpoints.iterdir()) == ["latest", "step-0000002", "step-0000006"]
     assert (checkpoints / "latest").read_text() == "step-0000006"
