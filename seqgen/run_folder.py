@@ -13,6 +13,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: runs there are not locked
+    fcntl = None
 from pathlib import Path
 
 import torch
@@ -53,6 +58,34 @@ def check_output_dir(cfg: RunConfig, out: Path, resume: bool, overwrite: bool) -
         raise UserError(f"output directory {out} already holds a run; pass --resume to continue it or "
                         f"--overwrite to replace it (or set output_dir=...)")
     return None
+
+
+class RunLock:
+    """An exclusive lock on a run folder, held by the process that writes it for as long as it does,
+    so that a second `seqgen train` on the same output_dir (a resume, an --overwrite) stops with one
+    line instead of mixing its files with the running one's. The lock is the folder's own `flock`
+    (released by the system when the process ends, however it ends), so no stale lock file is left."""
+
+    def __init__(self) -> None:
+        self.fd: int | None = None
+
+    def take(self, out: Path) -> None:
+        """Lock `out` if it exists and is not locked yet; UserError when another process holds it."""
+        if self.fd is not None or not out.is_dir() or fcntl is None:
+            return
+        fd = os.open(out, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise UserError(f"output_dir {out} is in use by another seqgen process; wait for it to finish "
+                            f"or choose another output_dir") from None
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def start_output_dir(cfg: RunConfig, out: Path, tokenizer: PreTrainedTokenizerFast, accelerator: Accelerator) -> None:

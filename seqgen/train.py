@@ -47,6 +47,7 @@ from seqgen.run_folder import (
     finished,
     flat_keys,
     init_source,
+    RunLock,
     resume_changes,
     start_output_dir,
     trim_log,
@@ -86,6 +87,9 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
     init_dir = init_source(tc.init_from, cfg) if tc.init_from and not resume else None
     # Everything the recipe names (data, tokenizer, model, objective) is built and checked before the
     # output folder is touched, so that a mistake leaves an existing run as it was.
+    lock = RunLock()
+    if accelerator.is_main_process:
+        lock.take(out)
     tokenizer = check_output_dir(cfg, out, resume, overwrite)
     if init_dir is not None:  # the initial weights only make sense with their own tokenizer
         tokenizer, _ = load_tokenizer(init_dir)
@@ -102,6 +106,8 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
                                 RunInfo(cfg.task, tc.max_steps, steps_per_epoch, data.distribution))
     if not resume:
         start_output_dir(cfg, out, data.tokenizer, accelerator)
+    if accelerator.is_main_process:
+        lock.take(out)  # a new folder is locked once it exists
     players = _prepare(objective, tc, accelerator)
     checkpoints = Checkpoints(out, tc.keep_last)
     state = TrainerState()
@@ -195,6 +201,7 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
         accelerator.print(f"model written to {out / 'model'}")
     accelerator.wait_for_everyone()
     accelerator.end_training()
+    lock.release()
     return generator, final_metrics
 
 

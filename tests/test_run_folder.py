@@ -103,3 +103,25 @@ def test_a_checkpoint_missing_its_weights_is_named_in_one_line(tmp_path, capsys)
     assert err.strip().splitlines()[-1] == (f"seqgen: error: cannot resume from checkpoint "
                                             f"{out / 'checkpoints' / 'step-0000004'}: model.safetensors is missing")
     assert "Traceback" not in err
+
+
+def test_a_run_folder_in_use_is_refused_and_left_alone(tmp_path, capsys):
+    import fcntl
+    import os
+
+    out = tmp_path / "run"
+    _train(out)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    fd = os.open(out, os.O_RDONLY)  # another process holding the run
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        for extra in (["--overwrite"], ["--resume", "train.max_steps=6"]):
+            with pytest.raises(SystemExit) as stopped:
+                _train(out, *extra)
+            assert stopped.value.code == 2
+            assert f"output_dir {out} is in use by another seqgen process" in capsys.readouterr().err
+    finally:
+        os.close(fd)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    _train(out, "--resume", "train.max_steps=6")  # free again
+    assert json.loads((out / "metrics.json").read_text())["step"] == 6
