@@ -74,6 +74,15 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
         UserError: the output folder already holds a run (and neither `resume` nor `overwrite`), the
             resumed run's recipe differs in a frozen section, bad data, or a diverged loss.
     """
+    lock = RunLock()
+    try:
+        return _train(cfg, resume, overwrite, accelerator, lock)
+    finally:  # however the run ends, in this process or not
+        lock.release()
+
+
+def _train(cfg: RunConfig, resume: bool, overwrite: bool, accelerator: Accelerator | None,
+           lock: RunLock) -> tuple[Generator, dict[str, float]]:
     tc = cfg.train
     out = Path(cfg.output_dir)
     if accelerator is None:
@@ -87,7 +96,6 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
     init_dir = init_source(tc.init_from, cfg) if tc.init_from and not resume else None
     # Everything the recipe names (data, tokenizer, model, objective) is built and checked before the
     # output folder is touched, so that a mistake leaves an existing run as it was.
-    lock = RunLock()
     if accelerator.is_main_process:
         lock.take(out)
     tokenizer = check_output_dir(cfg, out, resume, overwrite)
@@ -201,7 +209,6 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
         accelerator.print(f"model written to {out / 'model'}")
     accelerator.wait_for_everyone()
     accelerator.end_training()
-    lock.release()
     return generator, final_metrics
 
 
