@@ -7,13 +7,10 @@ interpreter per case); an exception other than the user error would fail the tes
 import gzip
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import yaml
 from PIL import Image
-
-from seqgen.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["model.embedding_dim=8", "model.hidden_dim=8", "train.max_steps=2", "train.eval_every=2",
@@ -23,20 +20,6 @@ TINY = ["model.embedding_dim=8", "model.hidden_dim=8", "train.max_steps=2", "tra
 @pytest.fixture(autouse=True)
 def _run_from_root(monkeypatch):
     monkeypatch.chdir(ROOT)
-
-
-@pytest.fixture
-def seqgen(capsys):
-    def run(*args):
-        capsys.readouterr()
-        try:
-            main([str(a) for a in args])
-            code = 0
-        except SystemExit as e:
-            code = e.code
-        captured = capsys.readouterr()
-        return SimpleNamespace(returncode=code, stdout=captured.out, stderr=captured.err)
-    return run
 
 
 def assert_user_error(proc, *fragments):

@@ -18,13 +18,11 @@ import math
 import sys
 import textwrap
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from seqgen.cli import main
 from seqgen.objectives import OBJECTIVES
 from seqgen.tracking import read_log
 
@@ -166,20 +164,6 @@ def mine(tmp_path, monkeypatch):
     monkeypatch.setitem(OBJECTIVES, "duo", (module.Duo, module.DuoConfig))
     yield module
     sys.modules.pop("seqgen_test_objectives", None)
-
-
-@pytest.fixture
-def seqgen(capsys):
-    def run(*args):
-        capsys.readouterr()
-        try:
-            main([str(a) for a in args])
-            code = 0
-        except SystemExit as e:
-            code = e.code
-        captured = capsys.readouterr()
-        return SimpleNamespace(returncode=code, stdout=captured.out, stderr=captured.err)
-    return run
 
 
 def one_error_line(proc) -> str:
