@@ -22,11 +22,11 @@ from pathlib import Path
 
 from common import add_device_args, machine, print_table, setup, timed, write_json
 
-from seqgen.models.configs import RNNConfig
 from seqgen.data.batch import Vocab
 from seqgen.data.synthetic.oracle import OracleLSTM
 from seqgen.metrics.oracle import sample_fixed_length, sequence_log_probs
 from seqgen.models import build_generator
+from seqgen.models.configs import RNNConfig
 
 WEIGHTS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "seqgan_oracle" / "oracle_lstm.npz"
 

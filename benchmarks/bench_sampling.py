@@ -36,8 +36,8 @@ from common import (
 )
 
 from seqgen.config import DecodeConfig
-from seqgen.models.configs import TransformerConfig
 from seqgen.data.batch import Vocab
+from seqgen.models.configs import TransformerConfig
 from seqgen.models.hf import build_transformer
 from seqgen.sampling import generate
 

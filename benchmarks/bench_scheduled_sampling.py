@@ -48,9 +48,9 @@ from common import (
     write_json,
 )
 
-from seqgen.models.configs import RNNConfig, TransformerConfig
 from seqgen.data.batch import Batch, Vocab
 from seqgen.models import Generator, build_generator
+from seqgen.models.configs import RNNConfig, TransformerConfig
 from seqgen.objectives import Objective, ScheduledSampling, ScheduledSamplingConfig, TeacherForcing
 
 EPSILON = 0.5

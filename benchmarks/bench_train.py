@@ -61,9 +61,9 @@ from torch import nn
 from transformers import GPT2LMHeadModel
 
 from seqgen.config import RunConfig, TrainConfig
-from seqgen.models.configs import RNNConfig, TransformerConfig
 from seqgen.data import Vocab, load_data
 from seqgen.models import build_generator
+from seqgen.models.configs import RNNConfig, TransformerConfig
 from seqgen.tracking import read_log
 from seqgen.train import train
 

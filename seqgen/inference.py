@@ -18,9 +18,9 @@ from seqgen.data.sources import SYNTHETIC
 from seqgen.errors import UserError
 from seqgen.evaluate import EvalResult, evaluate
 from seqgen.models import load_generator, read_model_info
-from seqgen.sampling import generate
 from seqgen.processes import cpu_processes
 from seqgen.run_folder import RECIPE_FILE
+from seqgen.sampling import generate
 
 SOURCE_BY_SUFFIX = {".json": "json", ".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 

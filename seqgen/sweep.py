@@ -36,12 +36,12 @@ from seqgen.data.batch import Batch
 from seqgen.data.sources import split_seed
 from seqgen.data.synthetic import OracleLSTM
 from seqgen.errors import UserError
+from seqgen.functional import token_nll
 from seqgen.inference import resolve, run_config
 from seqgen.metrics.bleu import ReferenceIndex, bleu_scores, self_bleu_scores
 from seqgen.metrics.oracle import nll_oracle, nll_test
 from seqgen.models import load_generator
 from seqgen.models.base import Generator
-from seqgen.functional import token_nll
 from seqgen.progress import progress
 from seqgen.sampling import generate
 

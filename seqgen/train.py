@@ -42,12 +42,12 @@ from seqgen.processes import cpu_processes
 from seqgen.progress import progress
 from seqgen.randomness import RowNoise, noise_key
 from seqgen.run_folder import (
+    RunLock,
     check_output_dir,
     export,
     finished,
     flat_keys,
     init_source,
-    RunLock,
     resume_changes,
     start_output_dir,
     trim_log,

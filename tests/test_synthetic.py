@@ -141,7 +141,7 @@ def random_arrays(V: int, E: int, H: int, seed: int) -> dict[str, np.ndarray]:
 def reference_log_prob(p: dict[str, np.ndarray], seq: list[int]) -> float:
     """The README's equations, one sequence at a time, in float64."""
     p = {k: v.astype(np.float64) for k, v in p.items()}
-    sigmoid = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    sigmoid = lambda z: 1 / (1 + np.exp(-z))
     h = c = np.zeros(p["Ui"].shape[0])
     x, total = p["embedding"][0], 0.0
     for token in seq:

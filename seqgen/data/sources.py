@@ -215,7 +215,7 @@ def _load(builder: str, path: str | Path) -> datasets.Dataset:
         # utf-8-sig: a byte-order mark some editors write must not become part of the first token
         encoding = {} if builder == "parquet" else {"encoding": "utf-8-sig"}
         return datasets.load_dataset(builder, data_files={"train": str(path)}, split="train", **encoding)
-    except Exception as e:  # noqa: BLE001 - a malformed file surfaces as any of many library errors
+    except Exception as e:
         raise UserError(f"cannot read {path} as {builder}: {str(e).strip().splitlines()[0]}") from None
 
 
@@ -264,7 +264,7 @@ def _hub(data: DataConfig, split: str) -> datasets.Dataset:
         raise UserError("data.hub_name is required for data.source=hub")
     try:
         return datasets.load_dataset(data.hub_name, data.hub_config, split=split)
-    except Exception as e:  # noqa: BLE001 - network, missing dataset, bad config or split name
+    except Exception as e:
         raise UserError(f"cannot load hub dataset {data.hub_name} (config {data.hub_config}, split "
                         f"{split}): {str(e).strip().splitlines()[0]}") from None
 

@@ -93,7 +93,7 @@ def load_tokenizer(path: str | Path) -> tuple[PreTrainedTokenizerFast, Vocab]:
             tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(path))
         else:
             tokenizer = AutoTokenizer.from_pretrained(str(path) if path.is_dir() else name)
-    except Exception as e:  # noqa: BLE001 - transformers raises many types for a bad name or file
+    except Exception as e:
         raise UserError(f"cannot load tokenizer {name}: {str(e).strip().splitlines()[0]}") from None
     _add_missing_specials(tokenizer, name)
     return tokenizer, vocab_of(tokenizer)

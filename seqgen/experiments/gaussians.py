@@ -43,7 +43,7 @@ from seqgen.experiments.plots import plot_gaussian_fits, plot_gaussian_kls
 from seqgen.experiments.report import Row, write_results
 from seqgen.experiments.sizes import study_size
 from seqgen.functional import binary_entropy
-from seqgen.metrics.continuous import (  # noqa: F401 - the study's densities and divergences
+from seqgen.metrics.continuous import (
     LOG_2PI,
     MIXTURES,
     THEIS_SEED,

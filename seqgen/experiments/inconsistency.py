@@ -35,7 +35,7 @@ from seqgen.config import RunConfig
 from seqgen.data.sources import split_seed, synthetic_distribution
 from seqgen.data.synthetic import OracleLSTM, ToyDistribution
 from seqgen.errors import UserError
-from seqgen.experiments.inconsistency_report import (  # noqa: F401 - the checks' tolerances
+from seqgen.experiments.inconsistency_report import (
     KL_TOLERANCE,
     MULTI_INFORMATION_TOLERANCE,
     Check,

@@ -8,8 +8,8 @@ import math
 import torch
 
 from seqgen.data.batch import Batch
-from seqgen.models.base import Generator
 from seqgen.functional import token_nll
+from seqgen.models.base import Generator
 
 
 @torch.no_grad()

@@ -19,7 +19,7 @@ from seqgen.errors import UserError
 from seqgen.models.base import Generator
 from seqgen.models.configs import MODEL_FAMILIES, RNNConfig, TransformerConfig
 
-__all__ = ["MODEL_FAMILIES", "RNNConfig", "TransformerConfig", "Generator", "build_generator", "save_generator", "load_generator", "read_model_info"]
+__all__ = ["MODEL_FAMILIES", "Generator", "RNNConfig", "TransformerConfig", "build_generator", "load_generator", "read_model_info", "save_generator"]
 
 MODEL_INFO = "seqgen.json"
 

@@ -43,17 +43,17 @@ from transformers import (
     ResNetConfig,
     T5Config,
     T5ForConditionalGeneration,
-    ViTConfig,
     VisionEncoderDecoderModel,
+    ViTConfig,
 )
 from transformers.cache_utils import Cache, EncoderDecoderCache
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import logging as hf_logging
 
-from seqgen.models.configs import TransformerConfig
 from seqgen.data.batch import Context, Vocab
 from seqgen.errors import UserError
 from seqgen.models.base import Generator, embed
+from seqgen.models.configs import TransformerConfig
 
 # Modules of an image encoder that only feed its pooled output, which captioning never reads.
 _POOLING_ONLY = {"vit": "pooler", "convnext": "layernorm"}

@@ -19,10 +19,10 @@ import torch.nn.functional as F
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from seqgen.models.configs import RNNConfig
 from seqgen.data.batch import Context, Vocab
 from seqgen.errors import UserError
 from seqgen.models.base import Generator, embed
+from seqgen.models.configs import RNNConfig
 from seqgen.models.encoders import RNNS, Attention, Bridge, ConvEncoder, PretrainedImageEncoder, SourceEncoder
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # GRU h or LSTM (h, c), each (L, B, H)

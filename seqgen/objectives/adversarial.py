@@ -43,11 +43,11 @@ from seqgen.config import ObjectiveConfig
 from seqgen.data.batch import Batch, Context, Vocab
 from seqgen.data.synthetic.toy import ToyDistribution
 from seqgen.errors import UserError
+from seqgen.functional import check_pi, token_nll
 from seqgen.gumbel import Rollout, gumbel_rollout
 from seqgen.models.base import Generator
 from seqgen.models.critics import CriticConfig, build_critic, gradient_penalty
 from seqgen.objectives import estimators
-from seqgen.functional import check_pi, token_nll
 from seqgen.objectives.adversarial_losses import (
     critic_accuracy,
     critic_loss,
@@ -65,6 +65,7 @@ from seqgen.objectives.optimal_critic import (
 from seqgen.objectives.teacher_forcing import check_label_smoothing
 from seqgen.randomness import Source, fork
 from seqgen.schedules import temperature
+
 
 @dataclass
 class AdversarialConfig(ObjectiveConfig):

@@ -26,9 +26,9 @@ from torch import Tensor, nn
 from seqgen.data.batch import Context, Vocab
 from seqgen.data.synthetic.toy import ToyDistribution
 from seqgen.errors import UserError
+from seqgen.functional import check_pi
 from seqgen.metrics.exact import js_pi_with_leak, support_log_probs, support_tokens
 from seqgen.models.base import Generator
-from seqgen.functional import check_pi
 from seqgen.objectives.adversarial_losses import sequence_generator_loss
 
 # D is kept inside [D_MIN, 1 - D_MAX_GAP] in float64 so that logits stay finite: -69 for a sequence
