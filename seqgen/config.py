@@ -390,6 +390,11 @@ def from_dict(cls: type, raw: dict[str, Any], prefix: str = "") -> Any:
         raise UserError(f"{prefix.rstrip('.') or 'recipe'} must be a mapping, got {_show(raw)}")
     chosen = ""
     if _is_tagged_base(cls):
+        for key, value in raw.items():  # the keys of a choice nested under its name
+            if key in cls.choices() and isinstance(value, dict):
+                example = f"{prefix}{next(iter(value))}" if value else f"{prefix}KEY"
+                raise UserError(f"{prefix}{key}: the keys of {prefix}{cls.TAG}={key} go directly under "
+                                f"{prefix.rstrip('.')} (e.g. {example}, not {prefix}{key}.{example[len(prefix):]})")
         tag = raw.get(cls.TAG, cls.__dataclass_fields__[cls.TAG].default)
         cls = cls.choose(tag, prefix.rstrip("."))
         chosen = f" (with {prefix}{cls.TAG}={tag})"

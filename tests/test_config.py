@@ -147,7 +147,7 @@ def test_each_tag_value_picks_its_section_class_and_round_trips(tmp_path):
     (["objective.name=adversarial", "objective.epsilon=0.5"],
      r"unknown config key objective.epsilon \(with objective.name=adversarial\)"),
     (["objective.name=adversarial", "objective.adversarial.pi=0.3"],  # the old nested form
-     r"unknown config key objective.adversarial \(with objective.name=adversarial\)"),
+     r"objective.adversarial: the keys of objective.name=adversarial go directly under objective"),
     (["model.arch=gpt2"], r"unknown config key model.arch \(with model.family=rnn\)"),
     (["model.family=transformer", "model.cell=gru"], r"unknown config key model.cell \(with model.family=transformer\)"),
     (["objective.name=adversrial"], ("config key objective.name: 'adversrial' is not one of teacher_forcing, "
@@ -210,3 +210,11 @@ def test_range_checks_fail_when_a_config_is_made(make, message):
 def test_range_checks_fail_when_a_recipe_is_loaded(overrides, message):
     with pytest.raises(UserError, match=message):
         load_config(None, overrides)
+
+
+def test_an_objectives_keys_nested_under_its_name_are_pointed_to_their_place(tmp_path):
+    recipe = tmp_path / "nested.yaml"
+    recipe.write_text("objective:\n  name: adversarial\n  adversarial: {pi: 0.3}\n")
+    with pytest.raises(UserError, match=r"objective.adversarial: the keys of objective.name=adversarial go directly "
+                                        r"under objective \(e.g. objective.pi, not objective.adversarial.pi\)"):
+        load_config(recipe)
