@@ -192,11 +192,13 @@ def test_nan_in_the_critic_loss_stops_the_run(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("objective.pi=1.0", r"pi must be in \(0, 1\)"),
+    ("objective.pi=1.0", r"objective.pi must be in \(0, 1\)"),
     ("objective.critic_steps=0", "objective.critic_steps must be >= 1"),
     ("objective.critic_lr=0", "objective.critic_lr must be positive"),
     ("objective.tau_min=-1", "objective.tau_min must be positive"),
     ("objective.critic.hidden_dim=0", "objective.critic.hidden_dim must be >= 1"),
+    ("objective.feed=gumbel", "objective.feed and objective.hard shape straight-through rollouts only"),
+    ("objective.hard=false", "objective.feed and objective.hard shape straight-through rollouts only"),
 ])
 def test_a_bad_adversarial_setting_is_named_when_the_recipe_is_read(override, message):
     from seqgen.recipes import check_recipe

@@ -132,7 +132,8 @@ def test_each_tag_value_picks_its_section_class_and_round_trips(tmp_path):
         assert config().name == name and isinstance(load_config(None, [f"objective.name={name}"]).objective, config)
     cfg = load_config(None, ["objective.name=adversarial", "objective.critic.kind=rnn", "objective.critic.cell=lstm",
                              "objective.critic.window_sizes=[2, 3]", "objective.tau_schedule=linear",
-                             "objective.feed=gumbel", "model.family=transformer"])
+                             "objective.estimator=straight_through", "objective.feed=gumbel",
+                             "model.family=transformer"])
     assert cfg.objective.critic == CriticConfig(kind="rnn", cell="lstm", window_sizes=[2, 3])
     assert (cfg.objective.tau_schedule, cfg.objective.feed) == ("linear", "gumbel")
     save_config(cfg, tmp_path / "r.yaml")

@@ -156,6 +156,9 @@ class AdversarialConfig(ObjectiveConfig):
             raise UserError(f"objective.baseline=rloo needs objective.rollouts_per_context >= 2 (the "
                             f"leave-one-out baseline of a context is the mean of its other rollouts), got "
                             f"{self.rollouts_per_context}")
+        if self.estimator != "straight_through" and (self.feed != "sample" or not self.hard):
+            raise UserError("objective.feed and objective.hard shape straight-through rollouts only; with "
+                            f"objective.estimator={self.estimator} the rollouts are sampled ids")
         if self.estimator == "rebar" and self.reward == "prefix":
             raise UserError("objective.reward=prefix works with objective.estimator=reinforce only")
         check_label_smoothing(self.label_smoothing)
