@@ -120,6 +120,11 @@ class TokenizerConfig:
     name_or_path: str | None = None
     """`pretrained`: a hub name or a local path (a folder or a tokenizer.json)."""
 
+    def __post_init__(self) -> None:
+        if self.vocab_size < 5:  # the four special tokens (pad, BOS, EOS, unk) and one word
+            raise UserError(f"tokenizer.vocab_size must be at least 5 (4 special tokens and a word), got {self.vocab_size}")
+        _positive("tokenizer", min_frequency=self.min_frequency)
+
 
 class Tagged:
     """A config section whose dataclass is chosen by one of its keys, the tag (`model.family`,

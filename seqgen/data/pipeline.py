@@ -212,7 +212,22 @@ def _tokenize(part: RawSplit, name: str, cfg: RunConfig, tokenizer: PreTrainedTo
     logger.info("%s: %d examples, %d tokens; %d blank skipped; %d truncated to data.max_length=%d",
                 name, stats["examples"], stats["tokens"], stats["blank_skipped"], stats["truncated"],
                 cfg.data.max_length)
+    _warn_if_mostly_lost(name, stats, rows, vocab, cfg.data.max_length)
     return split, stats
+
+
+def _warn_if_mostly_lost(name: str, stats: dict[str, int], rows: datasets.Dataset, vocab: Vocab,
+                         max_length: int) -> None:
+    """Warn when most of a split's sentences are cut by data.max_length, or most of its tokens are
+    unknown to the vocabulary: the run would then learn little of the text it was given."""
+    if stats["truncated"] * 2 > stats["examples"]:
+        logger.warning("data.max_length=%d truncates %d of the %d %s sentences; raise it to keep them whole",
+                       max_length, stats["truncated"], stats["examples"], name)
+    unknown = sum(ids.count(vocab.unk_id) for ids in rows["ids"][:])
+    if stats["tokens"] and unknown * 2 > stats["tokens"]:
+        logger.warning("%d%% of the %s tokens are unknown to the vocabulary of %d (<unk>); raise "
+                       "tokenizer.vocab_size or lower tokenizer.min_frequency", round(100 * unknown / stats["tokens"]),
+                       name, vocab.size)
 
 
 def _encode(batch: dict[str, list], indices: list[int], tokenizer: PreTrainedTokenizerFast, task: str,
