@@ -14,6 +14,7 @@ from seqgen.experiments.plots import plot_heatmaps, plot_kl_against_epsilon
 from seqgen.experiments.report import (
     Row,
     aligned,
+    checks_summary,
     figure_links,
     markdown_document,
     markdown_table,
@@ -108,6 +109,8 @@ def text_table(result: StudyResult) -> str:
                   *aligned(*_oracle_rows(result), left=2)]
     lines += ["", *(f"{'pass' if c.passed else 'MISS'}  {c.run}: {c.claim}: {c.value:.4f}"
                     for c in result.checks)]
+    if result.checks:
+        lines.append(checks_summary([c.passed for c in result.checks]))
     return "\n".join(lines)
 
 

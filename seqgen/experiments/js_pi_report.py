@@ -12,6 +12,7 @@ from seqgen.experiments.plots import plot_kl_against_pi, plot_oracle_tradeoff
 from seqgen.experiments.report import (
     Row,
     aligned,
+    checks_summary,
     figure_links,
     markdown_document,
     markdown_table,
@@ -191,6 +192,8 @@ def text_table(result: JsPiResult) -> str:
                   *aligned(*_oracle_rows(result.oracle)), ""]
     lines += [f"{'pass' if c.passed else 'MISS'}  {c.step}, {c.method}: {c.claim}: {c.value:+.4f}"
               for c in result.checks]
+    if result.checks:
+        lines.append(checks_summary([c.passed for c in result.checks]))
     return "\n".join(lines).rstrip()
 
 

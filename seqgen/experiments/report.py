@@ -88,3 +88,12 @@ def figure_links(files: dict[str, Path], out: Path) -> list[str]:
 def markdown_document(lines: Iterable[str]) -> str:
     """The report's lines as one text ending in a newline."""
     return "\n".join(lines) + "\n"
+
+
+def checks_summary(passed: Sequence[bool]) -> str:
+    """The line under a study's checks: how many pass, and what a miss means."""
+    line = f"{sum(passed)} of {len(passed)} checks pass"
+    if all(passed):
+        return line + "."
+    return (line + "; a miss is a measured result that differs from the prediction, which report.md discusses "
+            "(the study itself ran to completion)")
