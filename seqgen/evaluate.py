@@ -17,6 +17,7 @@ number of processes.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 
 import torch
@@ -40,6 +41,8 @@ from seqgen.metrics.two_sample import two_sample_test
 from seqgen.models.base import Generator
 from seqgen.progress import progress
 from seqgen.sampling import generate
+
+logger = logging.getLogger(__name__)
 
 SAMPLE_CHUNK = 512
 """Sequences sampled together; each chunk has its own seed, so samples do not depend on the sharding."""
@@ -200,6 +203,9 @@ def _sample_quality(model: Generator, part: Split, data: TaskData, cfg: RunConfi
         scores.update(self_bleu_scores(texts))
         scores.update({f"samples_{k}": v for k, v in diversity_scores(texts).items()})
     if two_sample:
+        if len(samples) > len(real):
+            logger.warning("the two-sample test uses %d generated and %d real sentences: the %s split has %d, "
+                           "fewer than eval.num_samples=%d", len(real), len(real), part.name, len(real), n)
         scores.update(two_sample_test(real, samples, data.vocab.size, seed=seed))
     return scores
 

@@ -85,7 +85,7 @@ def two_sample_test(real: Sequence[Sequence[int]], fake: Sequence[Sequence[int]]
     Returns:
         {"two_sample_accuracy": held-out accuracy, "two_sample_js_lower_bound": V_{1/2} + log 2 on the
         held-out part, "two_sample_js_fano_bound": log 2 - H_b(error), "two_sample_heldout": number of
-        held-out sentences}.
+        held-out sentences, "two_sample_per_side": sentences used from each side}.
 
     Raises:
         UserError: fewer than 8 sentences on a side.
@@ -135,4 +135,5 @@ def two_sample_test(real: Sequence[Sequence[int]], fake: Sequence[Sequence[int]]
         "two_sample_js_lower_bound": value + math.log(2),
         "two_sample_js_fano_bound": math.log(2) - binary_entropy(error) if error < 0.5 else 0.0,
         "two_sample_heldout": float(len(test_rows)),
+        "two_sample_per_side": float(n),
     }
