@@ -243,7 +243,7 @@ def _eval(args: argparse.Namespace) -> None:
                 "bleu": args.bleu, "quality": args.quality, "two_sample": args.two_sample,
                 "overrides": list(args.overrides)}
     out = Path(args.out) if args.out else Path(args.path) / _metrics_name(args.split, args.data)
-    # before the evaluation, which can take long; a file named by --out is the user's to replace
+    # before the evaluation, which can take long; a metrics file named by --out is the user's to replace
     _check_metrics_file(out, None if args.out else measured)
     accelerator = Accelerator(cpu=cpu_processes())
     result, _ = evaluate_model(args.path, split=args.split, data=args.data, bleu=args.bleu,
@@ -270,27 +270,31 @@ def _metrics_name(split: str, data: str | None) -> str:
 
 
 def _check_metrics_file(out: Path, measured: dict | None) -> None:
-    """Refuse a place that cannot be written, or a default output file that holds another measurement
-    than `measured` (None: any file may be replaced)."""
+    """Refuse a place that cannot be written, a file that is not a metrics file of `seqgen eval`, or a
+    default output file that holds another measurement than `measured` (None: any metrics file may be
+    replaced)."""
     if out.is_dir():
         raise UserError(f"--out {out} is a folder; name a file")
     if not out.parent.is_dir():
         raise UserError(f"cannot write {out}: no folder {out.parent}")
     if not os.access(out.parent, os.W_OK):
         raise UserError(f"cannot write {out}: the folder is not writable")
-    if measured is not None and out.exists():
-        try:
-            previous = json.loads(out.read_text(encoding="utf-8")).get("measured")
-        except (OSError, ValueError, AttributeError):
-            previous = "unreadable"
-        if previous != measured:
-            raise UserError(f"{out} holds another measurement ({_describe(previous)}); pass --out FILE to "
-                            f"keep both")
+    if not out.exists():
+        return
+    try:
+        previous = json.loads(out.read_text(encoding="utf-8")).get("measured")
+    except (OSError, ValueError, AttributeError):
+        previous = None
+    if previous is None:
+        raise UserError(f"{out} exists and is not a metrics file that records what seqgen eval measured; "
+                        f"name another file")
+    if measured is not None and previous != measured:
+        raise UserError(f"{out} holds another measurement ({_describe(previous)}); pass --out FILE to keep both")
 
 
 def _describe(measured: object) -> str:
     if not isinstance(measured, dict):
-        return "not written by this version of seqgen eval" if measured is None else str(measured)
+        return str(measured)
     what = f"data {measured['data']}" if measured.get("data") else f"split {measured.get('split')}"
     overrides = measured.get("overrides") or []
     return what + (f", {' '.join(overrides)}" if overrides else "")

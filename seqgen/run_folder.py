@@ -47,6 +47,11 @@ def check_output_dir(cfg: RunConfig, out: Path, resume: bool, overwrite: bool) -
         raise UserError("choose one of --resume and --overwrite")
     if out.exists() and not out.is_dir():
         raise UserError(f"output_dir {out} is a file, not a folder")
+    existing = out if out.exists() else next((p for p in out.parents if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise UserError(f"cannot make output_dir {out}: {existing} is a file")
+    if existing is not None and not os.access(existing, os.W_OK):
+        raise UserError(f"cannot write output_dir {out}: {existing} is not writable")
     if resume:
         if Checkpoints(out, 1).latest() is None:
             raise UserError(f"nothing to resume in {out}: no complete checkpoint")

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from transformers import (
     AutoModel,
     AutoModelForCausalLM,
@@ -202,8 +203,8 @@ class HFGenerator(Generator):
         try:
             with _no_progress_bars():
                 saved = type(self.model).from_pretrained(directory, use_safetensors=True)
-        except (OSError, ValueError) as e:
-            raise UserError(f"cannot load model weights from {directory}: {_first_line(e)}") from None
+        except (OSError, ValueError, SafetensorError) as e:
+            raise UserError(f"cannot load model weights from {directory}/model.safetensors: {_first_line(e)}") from None
         try:
             self.model.load_state_dict(saved.state_dict())
         except RuntimeError as e:

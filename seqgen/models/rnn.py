@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from torch import nn
 
@@ -120,6 +121,8 @@ class RNNGenerator(Generator):
             raise UserError(f"no RNN weights at {path}")
         try:
             load_model(self, str(path), device=str(self.embedding.weight.device))
+        except SafetensorError as e:
+            raise UserError(f"{path} is not a readable safetensors file (truncated or corrupt?): {e}") from None
         except RuntimeError as e:
             detail = " ".join(str(e).split())
             raise UserError(f"weights at {path} do not fit this model (another recipe?): {detail}") from None
