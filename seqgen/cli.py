@@ -328,9 +328,14 @@ def _generate(args: argparse.Namespace) -> None:
 def _sweep(args: argparse.Namespace) -> None:
     from seqgen.sweep import sweep
 
+    from seqgen.experiments.report import aligned
+
     rows = sweep(args.paths, args.alphas, args.out, num_samples=args.num_samples, seed=args.seed,
                  data=args.data, overwrite=args.overwrite)
-    print(f"{len(rows)} rows; table and figures written to {args.out}")
+    measures = [k for k in rows[0] if k not in ("model", "path", "data_source", "alpha", "num_samples")]
+    print("\n".join(aligned(["model", "alpha", *measures],
+                            [[r["model"], f"{r['alpha']:g}", *(f"{r[k]:.4f}" for k in measures)] for r in rows])))
+    print(f"sweep.csv, sweep.json and the figures written to {args.out}")
 
 
 def _check(args: argparse.Namespace) -> None:
