@@ -322,7 +322,7 @@ def _generate(args: argparse.Namespace) -> None:
             raise UserError(f"cannot read --input {args.input}: {e}") from None
         inputs = [line.strip() for line in text.splitlines() if line.strip()]
     for line in generate_texts(args.path, decode, n=args.n, inputs=inputs, seed=args.seed):
-        print(line)
+        print(line, flush=True)
 
 
 def _sweep(args: argparse.Namespace) -> None:

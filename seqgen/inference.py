@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -22,6 +23,8 @@ from seqgen.processes import cpu_processes
 from seqgen.run_folder import RECIPE_FILE
 from seqgen.sampling import generate
 
+GENERATE_CHUNK = 256
+"""Sequences `seqgen generate` decodes at once."""
 SOURCE_BY_SUFFIX = {".json": "json", ".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 
 
@@ -102,8 +105,10 @@ def evaluate_model(path: str | Path, *, split: str = "test", data: str | None = 
 
 @torch.no_grad()
 def generate_texts(path: str | Path, decode_cfg: DecodeConfig, *, n: int = 10,
-                   inputs: list[str] | None = None, seed: int = 0) -> list[str]:
-    """Decode `n` samples (language model) or one output per input (source sentence or image path)."""
+                   inputs: list[str] | None = None, seed: int = 0) -> Iterator[str]:
+    """Decode `n` samples (language model) or one output per input (source sentence or image path),
+    `GENERATE_CHUNK` at a time, each line as soon as its chunk is decoded (so any `n` fits in memory).
+    The samples of a chunk come from one random stream seeded by `seed`, continued from chunk to chunk."""
     model_dir, _ = resolve(path)
     model, _, task, image_size = load_generator(model_dir)
     tokenizer, vocab = load_tokenizer(model_dir / "tokenizer.json")
@@ -111,16 +116,20 @@ def generate_texts(path: str | Path, decode_cfg: DecodeConfig, *, n: int = 10,
     if task == "lm":
         if inputs:
             raise UserError("a language model takes no --input")
-        return [decode(tokenizer, ids.tolist()) for ids in
-                generate(model, decode_cfg, num_sequences=n, rng=rng)]
+        for start in range(0, n, GENERATE_CHUNK):
+            rows = generate(model, decode_cfg, num_sequences=min(GENERATE_CHUNK, n - start), rng=rng)
+            yield from (decode(tokenizer, ids.tolist()) for ids in rows)
+        return
     if not inputs:
         raise UserError(f"a {task} model needs --input (source sentences or image paths, one per line)")
-    if task == "translation":
-        # The same source layout as the data pipeline's collate: ids, EOS, right padding.
-        source, source_mask = pad([tokenizer(line, add_special_tokens=False)["input_ids"] + [vocab.eos_id]
-                                   for line in inputs], vocab.pad_id)
-        context = Context(source=source, source_mask=source_mask)
-    else:
-        context = Context(pixels=torch.stack([load_pixels(path, image_size) for path in inputs]))
-    outs = generate(model, decode_cfg, context=context, rng=rng)
-    return [f"{src}\t{decode(tokenizer, o.tolist())}" for src, o in zip(inputs, outs)]
+    for start in range(0, len(inputs), GENERATE_CHUNK):
+        lines = inputs[start:start + GENERATE_CHUNK]
+        if task == "translation":
+            # The same source layout as the data pipeline's collate: ids, EOS, right padding.
+            source, source_mask = pad([tokenizer(line, add_special_tokens=False)["input_ids"] + [vocab.eos_id]
+                                       for line in lines], vocab.pad_id)
+            context = Context(source=source, source_mask=source_mask)
+        else:
+            context = Context(pixels=torch.stack([load_pixels(path, image_size) for path in lines]))
+        outs = generate(model, decode_cfg, context=context, rng=rng)
+        yield from (f"{src}\t{decode(tokenizer, o.tolist())}" for src, o in zip(lines, outs))
