@@ -155,3 +155,14 @@ def test_an_output_folder_that_cannot_be_made_is_one_line(tmp_path, seqgen):
     blocker.write_text("x")
     one_line(seqgen("train", LM, f"output_dir={blocker}", *FAST), "is a file, not a folder")
     one_line(seqgen("train", LM, f"output_dir={blocker / 'sub'}", *FAST), str(blocker))
+
+
+def test_generate_any_number_of_samples_a_chunk_at_a_time(finished_run, seqgen):
+    from seqgen.inference import GENERATE_CHUNK
+
+    args = ("generate", str(finished_run / "run"), "--n", str(2 * GENERATE_CHUNK + 3), "--seed", "1")
+    many, again = seqgen(*args), seqgen(*args)
+    assert many.returncode == again.returncode == 0
+    lines = many.stdout.splitlines()
+    assert len(lines) == 2 * GENERATE_CHUNK + 3 and len(set(lines)) > GENERATE_CHUNK  # chunks differ
+    assert again.stdout == many.stdout  # the same seed gives the same samples
