@@ -7,6 +7,7 @@ A mistake in the user's input (bad recipe, bad data, missing file) is printed as
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
@@ -38,9 +39,27 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as e:
         print(f"seqgen: error: {e}", file=sys.stderr)
         sys.exit(2)
+    except (OSError, RuntimeError) as e:
+        full = _full_disk(e)
+        if full is None:
+            raise
+        print(f"seqgen: error: {full}", file=sys.stderr)
+        sys.exit(2)
     except KeyboardInterrupt:
         print("seqgen: interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+def _full_disk(error: BaseException) -> str | None:
+    """The one line for a write that failed for lack of space (None for any other error). torch's zip
+    writer reports it as a RuntimeError about positions rather than as ENOSPC."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = f" writing {error.filename}" if error.filename else ""
+        return f"no space left on the device{where}; free some space (a checkpointed run continues with --resume)"
+    if isinstance(error, RuntimeError) and ("PytorchStreamWriter failed" in str(error) or "unexpected pos" in str(error)):
+        return ("a file could not be written whole, most likely for lack of space on the device; free some space "
+                "(a checkpointed run continues with --resume)")
+    return None
 
 
 def _quiet_libraries(verbose: bool) -> None:

@@ -166,3 +166,16 @@ def test_generate_any_number_of_samples_a_chunk_at_a_time(finished_run, seqgen):
     lines = many.stdout.splitlines()
     assert len(lines) == 2 * GENERATE_CHUNK + 3 and len(set(lines)) > GENERATE_CHUNK  # chunks differ
     assert again.stdout == many.stdout  # the same seed gives the same samples
+
+
+def test_a_full_disk_is_one_line(tmp_path, seqgen, monkeypatch):
+    import errno
+    import os
+
+    import seqgen.run_folder as run_folder
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "run" / "recipe.yaml"))
+
+    monkeypatch.setattr(run_folder, "save_config", full)
+    one_line(seqgen("train", LM, f"output_dir={tmp_path / 'run'}", *FAST), "no space left on the device writing")
