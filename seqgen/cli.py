@@ -37,17 +37,23 @@ def main(argv: list[str] | None = None) -> None:
     try:
         args.run(args)
     except UserError as e:
-        print(f"seqgen: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        _fail(str(e))
     except (OSError, RuntimeError) as e:
         full = _full_disk(e)
         if full is None:
             raise
-        print(f"seqgen: error: {full}", file=sys.stderr)
-        sys.exit(2)
+        _fail(full)
     except KeyboardInterrupt:
         print("seqgen: interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+def _fail(message: str) -> None:
+    """Print the one line of a user error and exit with status 2. Under `accelerate launch` every process
+    meets the same mistake; only the first says it."""
+    if os.environ.get("RANK", "0") == "0":
+        print(f"seqgen: error: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 def _full_disk(error: BaseException) -> str | None:

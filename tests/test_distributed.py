@@ -225,3 +225,17 @@ def test_two_process_evaluation_equals_one_process(recipe, tmp_path):
     two_metrics = json.loads((tmp_path / "two.json").read_text())
     assert two_metrics == json.loads((tmp_path / "one.json").read_text())
     assert len(two_metrics["metrics"]) > 8
+
+
+def test_a_mistake_under_accelerate_launch_is_said_once(tmp_path):
+    """Every process meets the same bad recipe; one of them says so (the launcher then adds its own report
+    of the failed processes)."""
+    accelerate = Path(sys.executable).with_name("accelerate")
+    out = tmp_path / "run"
+    proc = launch([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                   "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "seqgen", "train",
+                   "recipes/debug/lm.yaml", "model.hidden_dim=-1", f"output_dir={out}"])
+    assert proc.returncode != 0
+    said = [line for line in proc.stderr.splitlines() if line.startswith("seqgen: error:")]
+    assert said == ["seqgen: error: model.hidden_dim must be >= 1, got -1"]
+    assert not out.exists()
