@@ -200,6 +200,6 @@ def cosine(a: Sequence[Tensor], b: Sequence[Tensor]) -> float:
 def check_toy_source(toy: ToyDistribution | None) -> ToyDistribution:
     """The toy an oracle critic needs; UserError when the run's data are not an enumerable toy."""
     if toy is None:
-        raise UserError("objective.adversarial.critic=oracle needs data.source=toy (the optimal critic is "
+        raise UserError("objective.critic.kind=oracle needs data.source=toy (the optimal critic is "
                         "computed from an enumerable P)")
     return toy
