@@ -93,6 +93,15 @@ class RunLock:
             self.fd = None
 
 
+def stopped_before_first_checkpoint(cfg: RunConfig, out: Path) -> bool:
+    """Whether `out` holds this run (its recipe, frozen sections equal) but no complete checkpoint: a run
+    stopped before it saved anything, which resuming starts again from step 0."""
+    if not (out / RECIPE_FILE).is_file() or Checkpoints(out, 1).latest() is not None:
+        return False
+    check_same_run(cfg, out / RECIPE_FILE)
+    return True
+
+
 def start_output_dir(cfg: RunConfig, out: Path, tokenizer: PreTrainedTokenizerFast, accelerator: Accelerator) -> None:
     """Start a new run in `out`: remove an earlier run's files (what --overwrite replaces), then write
     recipe.yaml and tokenizer.json."""

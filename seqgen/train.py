@@ -50,6 +50,7 @@ from seqgen.run_folder import (
     init_source,
     resume_changes,
     start_output_dir,
+    stopped_before_first_checkpoint,
     trim_log,
     write_recipe,
 )
@@ -98,6 +99,9 @@ def _train(cfg: RunConfig, resume: bool, overwrite: bool, accelerator: Accelerat
     # output folder is touched, so that a mistake leaves an existing run as it was.
     if accelerator.is_main_process:
         lock.take(out)
+    if resume and stopped_before_first_checkpoint(cfg, out):
+        accelerator.print(f"the run in {out} stopped before its first checkpoint; starting it again from step 0")
+        resume, overwrite = False, True
     tokenizer = check_output_dir(cfg, out, resume, overwrite)
     if init_dir is not None:  # the initial weights only make sense with their own tokenizer
         tokenizer, _ = load_tokenizer(init_dir)
