@@ -179,3 +179,21 @@ def test_a_full_disk_is_one_line(tmp_path, seqgen, monkeypatch):
 
     monkeypatch.setattr(run_folder, "save_config", full)
     one_line(seqgen("train", LM, f"output_dir={tmp_path / 'run'}", *FAST), "no space left on the device writing")
+
+
+@pytest.mark.parametrize("override, warning", [
+    ("data.max_length=2", "data.max_length=2 truncates 400 of the 400 train sentences"),
+    ("tokenizer.vocab_size=5", "of the train tokens are unknown to the vocabulary of 5 (<unk>)"),
+])
+def test_data_that_would_teach_little_is_warned_about(override, warning, caplog, monkeypatch):
+    from seqgen.config import load_config
+    from seqgen.data import load_data
+
+    monkeypatch.chdir(ROOT)  # the recipe's data paths are relative to the repository
+    with caplog.at_level("WARNING", logger="seqgen.data"):
+        load_data(load_config(TRANSLATION, [override]))
+    assert any(warning in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="seqgen.data"):
+        load_data(load_config(TRANSLATION))
+    assert not caplog.records  # the recipe as shipped keeps its sentences and words
