@@ -33,15 +33,20 @@ def launch(args, **kw):
                           **kw)
 
 
-@pytest.mark.parametrize("recipe", ["recipes/debug/lm.yaml", "recipes/debug/translation.yaml"])
-def test_two_processes_match_one(recipe, tmp_path, monkeypatch):
+@pytest.mark.parametrize("recipe, objective", [
+    ("recipes/debug/lm.yaml", []),
+    ("recipes/debug/translation.yaml", []),
+    ("recipes/debug/translation.yaml", ["objective.name=weighted_likelihood", "objective.preset=tailr",
+                                        "objective.gamma=0.5", "objective.min_weight=0.1"]),
+], ids=["lm", "translation", "translation-tailr"])
+def test_two_processes_match_one(recipe, objective, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)  # the recipes' data paths are relative to the repository
     accelerate = Path(sys.executable).with_name("accelerate")
     two = launch([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
                   "--mixed_precision", "no", "--dynamo_backend", "no",
-                  "tests/dist_worker.py", recipe, str(tmp_path / "two"), *COMMON])
+                  "tests/dist_worker.py", recipe, str(tmp_path / "two"), *COMMON, *objective])
     assert two.returncode == 0, two.stderr[-3000:]
-    dist_worker.run(recipe, str(tmp_path / "one"), *COMMON)  # one process: this one (saves starting one)
+    dist_worker.run(recipe, str(tmp_path / "one"), *COMMON, *objective)  # one process: this one
 
     rank0, rank1 = (load_file(tmp_path / "two" / f"rank{r}.safetensors") for r in (0, 1))
     single = load_file(tmp_path / "one" / "rank0.safetensors")
