@@ -1,4 +1,5 @@
-"""Scheduled sampling's training step against teacher forcing's, side by side on the same model and batches.
+"""Scheduled sampling's and weighted likelihood's training steps against teacher forcing's, side by side on
+the same model and batches.
 
     python benchmarks/bench_scheduled_sampling.py --threads 1   # GPT-2 6x512 and LSTM 512, lengths 32 and 64
     python benchmarks/bench_scheduled_sampling.py --quick       # tiny models, a few steps: a smoke run
@@ -13,7 +14,11 @@ same batches, in this one process with the same threads:
   cache (the key/value cache of GPT-2, the hidden state of the LSTM);
 - sequential, no cache: the same with `use_cache: false`, re-running the whole mixed prefix at every
   position (quadratic in the length, for both families);
-- parallel, N = 1: mode parallel, one mixing pass without gradient, then the loss pass.
+- parallel, N = 1: mode parallel, one mixing pass without gradient, then the loss pass;
+- weighted likelihood, tailr: `WeightedLikelihood`, preset tailr (γ = 0.5, weights at least 0.1): the
+  teacher-forcing pass with each token's loss weighted by a detached function of its probability.
+
+`--variants` runs a subset (teacher forcing always runs: it is the reference).
 
 Scheduled sampling runs at a constant ε = 0.5 (half the inputs after BOS are sampled model tokens) with
 `feed: sample`. The batches are oracle-like: B rows of BOS, T - 1 uniform random tokens of the
@@ -51,20 +56,29 @@ from common import (
 from seqgen.data.batch import Batch, Vocab
 from seqgen.models import Generator, build_generator
 from seqgen.models.configs import RNNConfig, TransformerConfig
-from seqgen.objectives import Objective, ScheduledSampling, ScheduledSamplingConfig, TeacherForcing
+from seqgen.config import ObjectiveConfig
+from seqgen.objectives import (
+    Objective,
+    ScheduledSamplingConfig,
+    TeacherForcing,
+    WeightedLikelihoodConfig,
+    build_objective,
+)
 
 EPSILON = 0.5
 SPECIALS = 4  # PAD, BOS, EOS, UNK come before a fixed vocabulary's symbols (seqgen/data/tokenizer.py)
-VARIANTS: dict[str, ScheduledSamplingConfig | None] = {
+VARIANTS: dict[str, ObjectiveConfig | None] = {
     "teacher forcing": None,
     "sequential, cache": ScheduledSamplingConfig(epsilon=EPSILON, mode="sequential", use_cache=True),
     "sequential, no cache": ScheduledSamplingConfig(epsilon=EPSILON, mode="sequential", use_cache=False),
     "parallel, N = 1": ScheduledSamplingConfig(epsilon=EPSILON, mode="parallel", passes=1, feed="sample"),
+    "weighted likelihood, tailr": WeightedLikelihoodConfig(preset="tailr", gamma=0.5, min_weight=0.1),
 }
 BASELINE = "teacher forcing"
 UNCACHED = "sequential, no cache"
 TARGETS = {("gpt2", "sequential, cache"): 3.0, ("lstm", "sequential, cache"): 2.0,
-           ("gpt2", "parallel, N = 1"): 2.2, ("lstm", "parallel, N = 1"): 2.2}
+           ("gpt2", "parallel, N = 1"): 2.2, ("lstm", "parallel, N = 1"): 2.2,
+           ("gpt2", "weighted likelihood, tailr"): 1.05, ("lstm", "weighted likelihood, tailr"): 1.05}
 """Largest step time relative to teacher forcing; the uncached variant has none (it shows what the
 cache saves)."""
 
@@ -94,6 +108,8 @@ def parse_args() -> argparse.Namespace:
     add_step_args(parser, "32 64")
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variants", nargs="+", choices=[v for v in VARIANTS if v != BASELINE],
+                        help="the variants to run besides teacher forcing (default: all)")
     args = parser.parse_args()
     fill_sizes(args, SIZES)
     return args
@@ -124,7 +140,7 @@ def make_batches(vocab: Vocab, length: int, count: int, args: argparse.Namespace
 
 def objective_of(variant: str, generator: Generator) -> Objective:
     cfg = VARIANTS[variant]
-    return TeacherForcing(generator) if cfg is None else ScheduledSampling(generator, cfg)
+    return TeacherForcing(generator) if cfg is None else build_objective(cfg, generator)
 
 
 def run_variant(variant: str, base: Generator, batches: list[Batch], steps: int, args: argparse.Namespace,
@@ -171,6 +187,7 @@ def summarise(times: dict[str, list[list[float]]], losses: dict[str, list[float]
 def main() -> None:
     args = parse_args()
     device = setup(args)
+    chosen = [BASELINE, *(args.variants or [v for v in VARIANTS if v != BASELINE])]
     vocab = Vocab(size=args.vocab + SPECIALS, pad_id=0, bos_id=1, eos_id=2, unk_id=3)
     start = machine(device)
     results: dict = {"machine": start, "args": {k: str(v) for k, v in vars(args).items()},
@@ -182,17 +199,17 @@ def main() -> None:
         for length in args.lengths:
             count = args.warmup + max(args.steps, args.uncached_steps)
             batches = make_batches(vocab, length, count, args, device)
-            times: dict[str, list[list[float]]] = {v: [] for v in VARIANTS}
-            losses: dict[str, list[float]] = {v: [] for v in VARIANTS}
+            times: dict[str, list[list[float]]] = {v: [] for v in chosen}
+            losses: dict[str, list[float]] = {v: [] for v in chosen}
             for round_ in range(args.rounds):
                 # Alternate the order, so that no variant always runs right after the same other one.
-                for variant in list(VARIANTS)[:: 1 if round_ % 2 == 0 else -1]:
+                for variant in chosen[:: 1 if round_ % 2 == 0 else -1]:
                     steps = args.uncached_steps if variant == UNCACHED else args.steps
                     seconds, loss = run_variant(variant, base, batches, steps, args, device)
                     times[variant].append(seconds)
                     losses[variant].append(loss)
                 print(f"{family} T={length} round {round_ + 1}: "
-                      + ", ".join(f"{v} {sum(times[v][-1]) / len(times[v][-1]):.3f} s" for v in VARIANTS),
+                      + ", ".join(f"{v} {sum(times[v][-1]) / len(times[v][-1]):.3f} s" for v in chosen),
                       flush=True)
             summary = summarise(times, losses)
             results["runs"][f"{family}-{length}"] = summary

@@ -37,3 +37,24 @@ def check_pi(pi: float, name: str = "the class prior pi") -> None:
 def binary_entropy(pi: float) -> float:
     """H(π) = -π log π - (1-π) log(1-π) in nats: the largest value JS_π can take."""
     return -sum(x * math.log(x) for x in (pi, 1.0 - pi) if x > 0)
+
+
+def js_pi_per_position(log_p: torch.Tensor, log_q: torch.Tensor, pi: float) -> torch.Tensor:
+    """The generalised Jensen-Shannon divergence JS_π[P‖Q] = π KL[P‖M] + (1-π) KL[Q‖M], M = πP + (1-π)Q,
+    of the two next-token distributions at every position, from their log-probabilities (differentiable
+    in both).
+
+    Args:
+        log_p: (..., V) normalised log-probabilities of P.
+        log_q: (..., V) normalised log-probabilities of Q.
+        pi: the class prior π in (0, 1).
+
+    Returns:
+        (...) JS_π in nats, between 0 and H(π).
+    """
+    log_m = torch.logaddexp(math.log(pi) + log_p, math.log(1 - pi) + log_q)
+    p, q = log_p.exp(), log_q.exp()
+    # p log(p / m), 0 where p is 0 (a log-probability of -inf would give 0 * inf)
+    kl_p = torch.where(p > 0, p * (log_p - log_m), torch.zeros_like(p)).sum(-1)
+    kl_q = torch.where(q > 0, q * (log_q - log_m), torch.zeros_like(q)).sum(-1)
+    return pi * kl_p + (1 - pi) * kl_q

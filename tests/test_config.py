@@ -13,6 +13,8 @@ from seqgen.objectives import (
     AdversarialConfig,
     ScheduledSamplingConfig,
     TeacherForcingConfig,
+    TeacherJsPiConfig,
+    WeightedLikelihoodConfig,
 )
 from seqgen.recipes import check_paths, check_recipe
 
@@ -127,7 +129,8 @@ def test_defaults_are_a_valid_config():
 def test_each_tag_value_picks_its_section_class_and_round_trips(tmp_path):
     assert {name: config for name, (_, config) in OBJECTIVES.items()} == {
         "teacher_forcing": TeacherForcingConfig, "scheduled_sampling": ScheduledSamplingConfig,
-        "adversarial": AdversarialConfig}
+        "adversarial": AdversarialConfig, "weighted_likelihood": WeightedLikelihoodConfig,
+        "teacher_js_pi": TeacherJsPiConfig}
     for name, (_, config) in OBJECTIVES.items():
         assert config().name == name and isinstance(load_config(None, [f"objective.name={name}"]).objective, config)
     cfg = load_config(None, ["objective.name=adversarial", "objective.critic.kind=rnn", "objective.critic.cell=lstm",
@@ -152,7 +155,8 @@ def test_each_tag_value_picks_its_section_class_and_round_trips(tmp_path):
     (["model.arch=gpt2"], r"unknown config key model.arch \(with model.family=rnn\)"),
     (["model.family=transformer", "model.cell=gru"], r"unknown config key model.cell \(with model.family=transformer\)"),
     (["objective.name=adversrial"], ("config key objective.name: 'adversrial' is not one of teacher_forcing, "
-                                     "scheduled_sampling, adversarial; did you mean adversarial?")),
+                                     "scheduled_sampling, adversarial, weighted_likelihood, teacher_js_pi; did "
+                                     "you mean adversarial?")),
     (["objective.name=adversarial", "objective.critic=cnn"], "objective.critic must be a mapping, got 'cnn'"),
     (["objective.name=adversarial", "objective.critic.kind=lstm"],
      "config key objective.critic.kind: 'lstm' is not one of cnn, rnn, transformer, oracle"),

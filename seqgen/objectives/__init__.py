@@ -12,17 +12,19 @@ from seqgen.objectives.adversarial import Adversarial, AdversarialConfig
 from seqgen.objectives.base import Objective, Player, RunInfo
 from seqgen.objectives.scheduled_sampling import ScheduledSampling, ScheduledSamplingConfig
 from seqgen.objectives.teacher_forcing import TeacherForcing, TeacherForcingConfig
+from seqgen.objectives.teacher_js_pi import TeacherJsPi, TeacherJsPiConfig
 from seqgen.objectives.weighted_likelihood import WeightedLikelihood, WeightedLikelihoodConfig
 
 __all__ = ["OBJECTIVES", "Adversarial", "AdversarialConfig", "Objective", "Player", "RunInfo",
            "ScheduledSampling", "ScheduledSamplingConfig", "TeacherForcing", "TeacherForcingConfig",
-           "WeightedLikelihood", "WeightedLikelihoodConfig", "build_objective"]
+           "TeacherJsPi", "TeacherJsPiConfig", "WeightedLikelihood", "WeightedLikelihoodConfig", "build_objective"]
 
 OBJECTIVES: dict[str, tuple[type[Objective], type[ObjectiveConfig]]] = {
     "teacher_forcing": (TeacherForcing, TeacherForcingConfig),
     "scheduled_sampling": (ScheduledSampling, ScheduledSamplingConfig),
     "adversarial": (Adversarial, AdversarialConfig),
     "weighted_likelihood": (WeightedLikelihood, WeightedLikelihoodConfig),
+    "teacher_js_pi": (TeacherJsPi, TeacherJsPiConfig),
 }
 
 

@@ -1,0 +1,135 @@
+"""JS_π against a teacher (docs/theory/objectives.md#js-against-a-teacher): when a model of P is at hand,
+the generalised Jensen-Shannon divergence between its next-token distribution and the student's is
+computed exactly at every position, over the whole vocabulary, with no critic and no gradient estimator:
+
+    L = mean over target positions of JS_π[P(· | x_<t, c) ‖ Q(· | x_<t, c)] / (π (1 - π)),
+
+whose limits are KL[P‖Q] (π → 0, maximum likelihood against the teacher) and KL[Q‖P] (π → 1, mode
+seeking); `normalize: false` trains on JS_π itself, which vanishes at both ends. The prefixes x_<t are
+the data's, or for a fraction `on_policy` of the rows the student's own samples (as GKD's λ; π here is
+GKD's β). The teacher is frozen, runs in eval mode, and must share the student's task and vocabulary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from seqgen.config import ObjectiveConfig
+from seqgen.data.batch import Batch
+from seqgen.errors import UserError
+from seqgen.functional import check_pi, js_pi_per_position
+from seqgen.models import Generator, load_generator
+from seqgen.objectives import estimators
+from seqgen.objectives.base import Objective, Player, RunInfo
+from seqgen.randomness import Source, fork, uniform
+
+
+@dataclass
+class TeacherJsPiConfig(ObjectiveConfig):
+    """JS_π between a teacher's and the student's next-token distributions, exactly, per position."""
+
+    name: Literal["teacher_js_pi"] = "teacher_js_pi"
+    """Which objective trains the generator."""
+    teacher: str | None = None
+    """The teacher: a run folder (its model/) or an exported model folder, of the same task and with the
+    same vocabulary as the run (e.g. a larger model trained on the same tokenizer)."""
+    pi: float = 0.5
+    """π in (0, 1): → 0 behaves like KL[P‖Q] (mass covering), → 1 like KL[Q‖P] (mode seeking); GKD's β."""
+    normalize: bool = True
+    """Train on JS_π / (π (1 - π)), whose limits are the two KLs (False: on JS_π itself)."""
+    on_policy: float = 0.0
+    """Fraction in [0, 1] of the rows whose prefixes are the student's own samples (GKD's λ)."""
+    temperature: float = 1.0
+    """Both models' logits are divided by it before the divergence."""
+
+    def __post_init__(self) -> None:
+        check_pi(self.pi, "objective.pi")
+        if not 0.0 <= self.on_policy <= 1.0:
+            raise UserError(f"objective.on_policy must be in [0, 1], got {self.on_policy}")
+        if not self.temperature > 0:
+            raise UserError(f"objective.temperature must be positive, got {self.temperature}")
+
+    def check_run(self, run) -> None:
+        if not self.teacher:
+            raise UserError("objective.teacher is required: a run or exported model folder of the same task "
+                            "and vocabulary")
+
+
+def load_teacher(path: str, student: Generator, task: str) -> Generator:
+    """The teacher model at `path`, in eval mode with requires_grad off; UserError when it does not share
+    the student's task and vocabulary."""
+    from seqgen.inference import resolve
+
+    model_dir, _ = resolve(path)
+    teacher, _, teacher_task, _ = load_generator(model_dir)
+    if teacher_task != task:
+        raise UserError(f"objective.teacher {path} is a {teacher_task} model; the run's task is {task}")
+    if teacher.vocab != student.vocab:
+        raise UserError(f"objective.teacher {path} has another vocabulary ({teacher.vocab.size} tokens) than the "
+                        f"run ({student.vocab.size} tokens); train the student with the teacher's tokenizer "
+                        f"(train.init_from a model trained on it, or the same tokenizer recipe)")
+    return teacher.eval().requires_grad_(False)
+
+
+class TeacherJsPi(nn.Module, Objective):
+    """The student's loss against a frozen teacher; one player, this module (the teacher is held, not
+    registered, so it is neither trained nor synchronised across processes)."""
+
+    def __init__(self, generator: Generator, cfg: TeacherJsPiConfig | None = None,
+                 run: RunInfo | None = None, teacher: Generator | None = None) -> None:
+        super().__init__()
+        self.generator = generator
+        self.cfg = cfg or TeacherJsPiConfig()
+        run = run or RunInfo()
+        if teacher is None:
+            if not self.cfg.teacher:
+                raise UserError("objective.teacher is required: a run or exported model folder of the same "
+                                "task and vocabulary")
+            teacher = load_teacher(self.cfg.teacher, generator, run.task)
+        self._teacher = (teacher,)
+
+    @property
+    def teacher(self) -> Generator:
+        return self._teacher[0]
+
+    def players(self) -> list[Player]:
+        return [Player(self)]
+
+    def forward(self, batch: Batch, step: int, noise: Source = None) -> tuple[Tensor, dict[str, Tensor]]:
+        inputs, mask = self._prefixes(batch, noise)  # (B, T), (B, T)
+        teacher = self.teacher.to(inputs.device)
+        tau, pi = self.cfg.temperature, self.cfg.pi
+        log_q = (self.generator(inputs, self.generator.encode(batch.context)).float() / tau).log_softmax(-1)
+        with torch.no_grad():
+            log_p = (teacher(inputs, teacher.encode(batch.context)).float() / tau).log_softmax(-1)
+        js = js_pi_per_position(log_p, log_q, pi) * mask  # (B, T)
+        positions = mask.sum().clamp(min=1)
+        mean_js = js.sum() / positions
+        loss = mean_js / (pi * (1 - pi)) if self.cfg.normalize else mean_js
+        value = mean_js.detach()
+        return loss, {"loss": loss.detach(), "js_pi": value, "js_pi_over_pi": value / pi,
+                      "js_pi_over_1mpi": value / (1 - pi)}
+
+    def _prefixes(self, batch: Batch, noise: Source) -> tuple[Tensor, Tensor]:
+        """The model inputs (B, T) and the positions that count (B, T): the data's, or for the rows a coin
+        picks with probability `on_policy`, the student's own samples (decoded without gradient)."""
+        inputs, mask = batch.inputs, batch.target_mask
+        if not self.cfg.on_policy:
+            return inputs, mask
+        length = batch.targets.shape[1]
+        coins = uniform((len(batch),), inputs.device, fork(noise, "coins")) < self.cfg.on_policy  # (B,)
+        if not coins.any():
+            return inputs, mask
+        model = self.generator
+        with torch.no_grad():
+            tokens, sampled_mask = estimators.sample_rollout(model, model.encode(batch.context), len(batch),
+                                                             length, fork(noise, "rollout"))
+        tokens = estimators.pad_columns(tokens, length, model.vocab.pad_id)
+        sampled_mask = estimators.pad_columns(sampled_mask, length, False)
+        bos = torch.full_like(tokens[:, :1], model.vocab.bos_id)
+        sampled = torch.cat([bos, tokens[:, :-1]], 1)
+        return (torch.where(coins[:, None], sampled, inputs), torch.where(coins[:, None], sampled_mask, mask))

@@ -1,0 +1,115 @@
+"""JS_π against a teacher: the exact per-position divergence, its limits, and training through the CLI."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from seqgen.data.batch import Batch, Vocab
+from seqgen.errors import UserError
+from seqgen.functional import js_pi_per_position
+from seqgen.metrics.exact import js_pi, kl
+from seqgen.models import build_generator
+from seqgen.models.configs import RNNConfig
+from seqgen.objectives import TeacherJsPi, TeacherJsPiConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+VOCAB = Vocab(size=9, pad_id=0, bos_id=1, eos_id=2, unk_id=3)
+
+
+def _generator(seed: int):
+    torch.manual_seed(seed)
+    return build_generator(RNNConfig(embedding_dim=8, hidden_dim=8), VOCAB, "lm")
+
+
+def _batch() -> Batch:
+    tokens = torch.tensor([[1, 5, 6, 7, 2, 0], [1, 8, 4, 2, 0, 0], [1, 4, 4, 4, 5, 2]])
+    return Batch(tokens=tokens, mask=tokens != 0)
+
+
+def test_the_per_position_divergence_is_the_exact_js_pi():
+    g = torch.Generator().manual_seed(0)
+    logits_p, logits_q = torch.randn(4, 7, generator=g, dtype=torch.float64), torch.randn(4, 7, generator=g,
+                                                                                         dtype=torch.float64)
+    for pi in (0.1, 0.5, 0.9):
+        got = js_pi_per_position(logits_p.log_softmax(-1), logits_q.log_softmax(-1), pi)
+        for row in range(4):
+            assert got[row].item() == pytest.approx(js_pi(logits_p[row].softmax(-1), logits_q[row].softmax(-1), pi),
+                                                    rel=1e-10)
+
+
+@pytest.mark.parametrize("pi, limit", [(1e-4, "forward"), (1 - 1e-4, "reverse")])
+def test_the_normalised_divergence_tends_to_the_two_kls(pi, limit):
+    g = torch.Generator().manual_seed(1)
+    log_p = torch.randn(10, generator=g, dtype=torch.float64).log_softmax(-1)
+    log_q = torch.randn(10, generator=g, dtype=torch.float64).log_softmax(-1)
+    normalised = js_pi_per_position(log_p, log_q, pi).item() / (pi * (1 - pi))
+    expected = kl(log_p.exp(), log_q.exp()) if limit == "forward" else kl(log_q.exp(), log_p.exp())
+    assert normalised == pytest.approx(expected, rel=0.01)
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_the_loss_is_the_mean_divergence_over_target_positions(normalize):
+    student, teacher, batch = _generator(0), _generator(1), _batch()
+    cfg = TeacherJsPiConfig(teacher="unused", pi=0.3, normalize=normalize, temperature=1.5)
+    loss, metrics = TeacherJsPi(student, cfg, teacher=teacher.eval())(batch, 0)
+    with torch.no_grad():
+        log_q = (student(batch.inputs, None) / 1.5).log_softmax(-1)
+        log_p = (teacher(batch.inputs, None) / 1.5).log_softmax(-1)
+    terms = [js_pi(log_p[b, t].exp(), log_q[b, t].exp(), 0.3) for b in range(len(batch))
+             for t in range(batch.targets.shape[1]) if batch.target_mask[b, t]]
+    mean = sum(terms) / len(terms)
+    assert metrics["js_pi"].item() == pytest.approx(mean, rel=1e-5)
+    assert loss.item() == pytest.approx(mean / (0.3 * 0.7) if normalize else mean, rel=1e-5)
+    loss.backward()
+    assert all(p.grad is not None for p in student.parameters())
+    assert all(p.grad is None for p in teacher.parameters())  # frozen, not trained
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("pi", 0.0, "objective.pi must be in (0, 1)"), ("on_policy", 1.5, "objective.on_policy must be in [0, 1]"),
+    ("temperature", 0.0, "objective.temperature must be positive")])
+def test_settings_out_of_range_are_refused(key, value, message):
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")
+                       .replace("]", r"\]")):
+        TeacherJsPiConfig(**{key: value})
+
+
+@pytest.fixture(scope="module")
+def teacher_run(tmp_path_factory):
+    from seqgen.cli import main
+
+    out = tmp_path_factory.mktemp("teacher") / "run"
+    main(["train", str(ROOT / "recipes/debug/lm.yaml"), f"output_dir={out}", "train.max_steps=10",
+          "train.num_samples=0"])
+    return out
+
+
+def test_a_teacher_of_another_vocabulary_or_task_is_one_line(teacher_run, tmp_path, seqgen):
+    proc = seqgen("train", ROOT / "recipes/debug/lm.yaml", "objective.name=teacher_js_pi",
+                  f"objective.teacher={teacher_run}", f"output_dir={tmp_path / 'student'}",
+                  "data.synthetic.vocab_size=20")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "has another vocabulary (34 tokens) than the run (24 tokens)" in proc.stderr
+    proc = seqgen("train", ROOT / "recipes/debug/translation.yaml", "objective.name=teacher_js_pi",
+                  f"objective.teacher={teacher_run}", f"output_dir={tmp_path / 'student2'}")
+    assert proc.returncode == 2 and "is a lm model; the run's task is translation" in proc.stderr
+
+
+def test_on_policy_training_through_the_cli_resumes_exactly(teacher_run, tmp_path, seqgen):
+    from safetensors.torch import load_file
+
+    common = [ROOT / "recipes/debug/lm.yaml", "objective.name=teacher_js_pi", f"objective.teacher={teacher_run}",
+              "objective.pi=0.7", "objective.on_policy=0.5", "train.max_steps=4", "train.save_every=2",
+              "train.eval_every=4", "train.log_every=1", "train.num_samples=0", "model.dropout=0"]
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    assert seqgen("train", *common, f"output_dir={whole}").returncode == 0
+    assert seqgen("train", *common, f"output_dir={cut}", "train.max_steps=2").returncode == 0
+    assert seqgen("train", *common, f"output_dir={cut}", "--resume").returncode == 0
+    a, b = load_file(whole / "model" / "model.safetensors"), load_file(cut / "model" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    logged = [json.loads(line) for line in (whole / "logs" / "metrics.jsonl").read_text().splitlines()]
+    js = [r["train/js_pi"] for r in logged if "train/js_pi" in r]
+    assert len(js) == 4 and all(0 < v < 0.61 for v in js)  # between 0 and H(0.7)
+    assert not (whole / "model" / "teacher.safetensors").exists()  # nothing trained beside the student
