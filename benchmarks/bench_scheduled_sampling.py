@@ -16,7 +16,11 @@ same batches, in this one process with the same threads:
   position (quadratic in the length, for both families);
 - parallel, N = 1: mode parallel, one mixing pass without gradient, then the loss pass;
 - weighted likelihood, tailr: `WeightedLikelihood`, preset tailr (γ = 0.5, weights at least 0.1): the
-  teacher-forcing pass with each token's loss weighted by a detached function of its probability.
+  teacher-forcing pass with each token's loss weighted by a detached function of its probability;
+- teacher JS_π, data prefixes: `TeacherJsPi` at π = 0.5 against a frozen copy of the student (a teacher
+  as large as the student): the student's pass, the teacher's pass without gradient, the divergence over
+  the vocabulary at every position; the difference to teacher forcing is the teacher's share;
+- teacher JS_π, on-policy 0.5: the same with half the rows' prefixes sampled from the student first.
 
 `--variants` runs a subset (teacher forcing always runs: it is the reference).
 
@@ -61,6 +65,8 @@ from seqgen.objectives import (
     Objective,
     ScheduledSamplingConfig,
     TeacherForcing,
+    TeacherJsPi,
+    TeacherJsPiConfig,
     WeightedLikelihoodConfig,
     build_objective,
 )
@@ -73,6 +79,8 @@ VARIANTS: dict[str, ObjectiveConfig | None] = {
     "sequential, no cache": ScheduledSamplingConfig(epsilon=EPSILON, mode="sequential", use_cache=False),
     "parallel, N = 1": ScheduledSamplingConfig(epsilon=EPSILON, mode="parallel", passes=1, feed="sample"),
     "weighted likelihood, tailr": WeightedLikelihoodConfig(preset="tailr", gamma=0.5, min_weight=0.1),
+    "teacher JS_π, data prefixes": TeacherJsPiConfig(teacher="a copy of the student", pi=0.5),
+    "teacher JS_π, on-policy 0.5": TeacherJsPiConfig(teacher="a copy of the student", pi=0.5, on_policy=0.5),
 }
 BASELINE = "teacher forcing"
 UNCACHED = "sequential, no cache"
@@ -140,6 +148,8 @@ def make_batches(vocab: Vocab, length: int, count: int, args: argparse.Namespace
 
 def objective_of(variant: str, generator: Generator) -> Objective:
     cfg = VARIANTS[variant]
+    if isinstance(cfg, TeacherJsPiConfig):  # the teacher: a frozen copy of the student, as large
+        return TeacherJsPi(generator, cfg, teacher=copy.deepcopy(generator).eval().requires_grad_(False))
     return TeacherForcing(generator) if cfg is None else build_objective(cfg, generator)
 
 
