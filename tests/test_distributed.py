@@ -244,3 +244,26 @@ def test_a_mistake_under_accelerate_launch_is_said_once(tmp_path):
     said = [line for line in proc.stderr.splitlines() if line.startswith("seqgen: error:")]
     assert said == ["seqgen: error: model.hidden_dim must be >= 1, got -1"]
     assert not out.exists()
+
+
+def test_two_processes_match_one_against_a_teacher_on_policy(tmp_path, monkeypatch):
+    """JS_π against a teacher with half the rows' prefixes sampled from the student: the coins and the
+    samples are the rows' own, so 2 processes train what 1 does."""
+    from seqgen.cli import main
+
+    monkeypatch.chdir(ROOT)
+    teacher = tmp_path / "teacher"
+    main(["train", "recipes/debug/lm.yaml", f"output_dir={teacher}", "train.max_steps=10", "train.num_samples=0"])
+    objective = ["objective.name=teacher_js_pi", f"objective.teacher={teacher}", "objective.pi=0.7",
+                 "objective.on_policy=0.5", "model.dropout=0"]
+    accelerate = Path(sys.executable).with_name("accelerate")
+    two = launch([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                  "--mixed_precision", "no", "--dynamo_backend", "no",
+                  "tests/dist_worker.py", "recipes/debug/lm.yaml", str(tmp_path / "two"), *COMMON, *objective])
+    assert two.returncode == 0, two.stderr[-3000:]
+    dist_worker.run("recipes/debug/lm.yaml", str(tmp_path / "one"), *COMMON, *objective)
+    rank0, rank1 = (load_file(tmp_path / "two" / f"rank{r}.safetensors") for r in (0, 1))
+    single = load_file(tmp_path / "one" / "rank0.safetensors")
+    for name in rank0:
+        assert torch.equal(rank0[name], rank1[name]), f"ranks differ in {name}"
+        torch.testing.assert_close(rank0[name], single[name], atol=2e-5, rtol=1e-4, msg=f"{name} differs")

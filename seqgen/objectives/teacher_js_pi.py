@@ -2,7 +2,9 @@
 the generalised Jensen-Shannon divergence between its next-token distribution and the student's is
 computed exactly at every position, over the whole vocabulary, with no critic and no gradient estimator:
 
-    L = mean over target positions of JS_π[P(· | x_<t, c) ‖ Q(· | x_<t, c)] / (π (1 - π)),
+    L = sum over scored positions of JS_π[P(· | x_<t, c) ‖ Q(· | x_<t, c)] / (π (1 - π) N),
+
+N the batch's target tokens (on the data's prefixes, the mean over them),
 
 whose limits are KL[P‖Q] (π → 0, maximum likelihood against the teacher) and KL[Q‖P] (π → 1, mode
 seeking); `normalize: false` trains on JS_π itself, which vanishes at both ends. The prefixes x_<t are
@@ -107,10 +109,11 @@ class TeacherJsPi(nn.Module, Objective):
         with torch.no_grad():
             log_p = (teacher(inputs, teacher.encode(batch.context)).float() / tau).log_softmax(-1)
         js = js_pi_per_position(log_p, log_q, pi) * mask  # (B, T)
-        positions = mask.sum().clamp(min=1)
-        mean_js = js.sum() / positions
-        loss = mean_js / (pi * (1 - pi)) if self.cfg.normalize else mean_js
-        value = mean_js.detach()
+        # The sum is divided by the data's target tokens (the units `weight` counts), also for rows whose
+        # prefixes were sampled, so that micro-batches and processes combine exactly as one large batch.
+        total = js.sum() / batch.target_mask.sum().clamp(min=1)
+        loss = total / (pi * (1 - pi)) if self.cfg.normalize else total
+        value = (js.sum() / mask.sum().clamp(min=1)).detach()  # the mean over the positions scored
         return loss, {"loss": loss.detach(), "js_pi": value, "js_pi_over_pi": value / pi,
                       "js_pi_over_1mpi": value / (1 - pi)}
 
