@@ -113,3 +113,38 @@ def test_on_policy_training_through_the_cli_resumes_exactly(teacher_run, tmp_pat
     js = [r["train/js_pi"] for r in logged if "train/js_pi" in r]
     assert len(js) == 4 and all(0 < v < 0.61 for v in js)  # between 0 and H(0.7)
     assert not (whole / "model" / "teacher.safetensors").exists()  # nothing trained beside the student
+
+
+def test_the_oracle_teacher_is_the_oracles_own_conditionals():
+    from seqgen.data.synthetic.oracle import OracleLSTM
+    from seqgen.objectives.teacher_js_pi import OracleTeacher
+
+    oracle = OracleLSTM.random(vocab_size=6, hidden_dim=5, length=4, seed=0)
+    vocab = Vocab(size=10, pad_id=0, bos_id=1, eos_id=2, unk_id=3)
+    teacher = OracleTeacher(oracle, vocab)
+    x = oracle.sample(5, seed=1)  # (5, 4) symbols
+    ids = x + 4
+    inputs = torch.cat([torch.full((5, 1), vocab.bos_id), ids], 1)  # BOS, 4 symbols: 5 positions
+    log_p = teacher(inputs).log_softmax(-1)
+    targets = torch.cat([ids, torch.full((5, 1), vocab.eos_id)], 1)
+    scored = log_p.gather(-1, targets[..., None]).squeeze(-1)  # (5, 5)
+    torch.testing.assert_close(scored[:, :4].sum(1).double(), oracle.log_prob(x), rtol=1e-5, atol=1e-5)
+    assert torch.equal(scored[:, 4], torch.zeros(5))  # EOS for sure after the oracle's length
+    assert torch.isinf(teacher(inputs)[:, :4, :4]).all()  # specials have no mass while the oracle runs
+    off = inputs.clone()
+    off[0, 2] = vocab.unk_id  # a prefix P cannot produce
+    assert torch.isinf(teacher(off)[0, 2:]).all() and torch.isfinite(teacher(off)[0, :2]).any(-1).all()
+
+
+def test_the_data_oracle_as_teacher_trains_through_the_cli(tmp_path, seqgen):
+    out = tmp_path / "run"
+    proc = seqgen("train", ROOT / "recipes/debug/lm.yaml", "objective.name=teacher_js_pi", "objective.teacher=data",
+                  "objective.on_policy=0.5", "train.max_steps=30", "train.log_every=10", "train.eval_every=30",
+                  "train.num_samples=0", f"output_dir={out}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    js = [json.loads(line)["train/js_pi"] for line in (out / "logs" / "metrics.jsonl").read_text().splitlines()
+          if "train/js_pi" in line]
+    assert len(js) == 3 and js[-1] < js[0]  # the student moves toward the known P
+    refused = seqgen("train", ROOT / "recipes/debug/translation.yaml", "objective.name=teacher_js_pi",
+                     "objective.teacher=data", f"output_dir={tmp_path / 'other'}")
+    assert refused.returncode == 2 and "objective.teacher=data needs data.source=oracle" in refused.stderr

@@ -21,7 +21,8 @@ import torch
 from torch import Tensor, nn
 
 from seqgen.config import ObjectiveConfig
-from seqgen.data.batch import Batch
+from seqgen.data.batch import Batch, Vocab
+from seqgen.data.synthetic.oracle import OracleLSTM
 from seqgen.errors import UserError
 from seqgen.functional import check_pi, js_pi_per_position
 from seqgen.models import Generator, load_generator
@@ -38,7 +39,9 @@ class TeacherJsPiConfig(ObjectiveConfig):
     """Which objective trains the generator."""
     teacher: str | None = None
     """The teacher: a run folder (its model/) or an exported model folder, of the same task and with the
-    same vocabulary as the run (e.g. a larger model trained on the same tokenizer)."""
+    same vocabulary as the run (e.g. a larger model trained on the same tokenizer); or `data`, the oracle
+    LSTM the run's data are drawn from (`data.source: oracle`), so that the student is fitted to the
+    known P."""
     pi: float = 0.5
     """π in (0, 1): → 0 behaves like KL[P‖Q] (mass covering), → 1 like KL[Q‖P] (mode seeking); GKD's β."""
     normalize: bool = True
@@ -58,7 +61,53 @@ class TeacherJsPiConfig(ObjectiveConfig):
     def check_run(self, run) -> None:
         if not self.teacher:
             raise UserError("objective.teacher is required: a run or exported model folder of the same task "
-                            "and vocabulary")
+                            "and vocabulary, or data (oracle data)")
+        if self.teacher == DATA and run.data.source != "oracle":
+            raise UserError(f"objective.teacher=data needs data.source=oracle (the oracle LSTM is the teacher), "
+                            f"got data.source={run.data.source}")
+
+
+DATA = "data"
+
+
+class OracleTeacher(nn.Module):
+    """The oracle LSTM a run's data are drawn from, read as a generator over the run's vocabulary: at each
+    position its next-symbol distribution given the prefix's symbols, EOS with probability 1 once the
+    oracle's length is reached. A position whose prefix holds a token the oracle never emits (a special
+    token in a student's sample) has no conditional under P: its logits are all -inf.
+
+    Args:
+        oracle: the run's `TaskData.distribution`.
+        vocab: the run's vocabulary: the special tokens, then the oracle's symbols in order.
+    """
+
+    def __init__(self, oracle: OracleLSTM, vocab: Vocab) -> None:
+        super().__init__()
+        self.oracle, self.vocab = oracle, vocab
+        self.first = vocab.size - oracle.vocab_size  # id of symbol 0 (the special tokens come first)
+
+    def encode(self, context: object) -> None:
+        return None
+
+    @torch.no_grad()
+    def forward(self, inputs: Tensor, memory: object = None) -> Tensor:
+        """inputs (B, T) ids, BOS first -> (B, T, V) logits of the next token."""
+        b, t_max = inputs.shape
+        symbols = inputs - self.first  # (B, T), the oracle's ids where valid
+        is_symbol = (symbols >= 0) & (symbols < self.oracle.vocab_size)
+        # a prefix is P's only if every token after BOS is a symbol
+        valid = torch.cat([torch.ones_like(is_symbol[:, :1]), is_symbol[:, 1:].long().cumprod(1).bool()], 1)
+        out = torch.full((b, t_max, self.vocab.size), float("-inf"), device=inputs.device)
+        x, h, c = self.oracle._start(b)
+        for t in range(t_max):
+            if t > 0:
+                x = self.oracle.embedding[symbols[:, t].clamp(0, self.oracle.vocab_size - 1)]
+            if t < self.oracle.length:
+                logits, h, c = self.oracle._step(x, h, c)
+                out[:, t, self.first:] = logits.float()
+            else:
+                out[:, t, self.vocab.eos_id] = 0.0
+        return out.masked_fill(~valid[..., None], float("-inf"))
 
 
 def load_teacher(path: str, student: Generator, task: str) -> Generator:
@@ -90,8 +139,13 @@ class TeacherJsPi(nn.Module, Objective):
         if teacher is None:
             if not self.cfg.teacher:
                 raise UserError("objective.teacher is required: a run or exported model folder of the same "
-                                "task and vocabulary")
-            teacher = load_teacher(self.cfg.teacher, generator, run.task)
+                                "task and vocabulary, or data (oracle data)")
+            if self.cfg.teacher == DATA:
+                if not isinstance(run.distribution, OracleLSTM):
+                    raise UserError("objective.teacher=data needs data.source=oracle")
+                teacher = OracleTeacher(run.distribution, generator.vocab)
+            else:
+                teacher = load_teacher(self.cfg.teacher, generator, run.task)
         self._teacher = (teacher,)
 
     @property
@@ -108,6 +162,10 @@ class TeacherJsPi(nn.Module, Objective):
         log_q = (self.generator(inputs, self.generator.encode(batch.context)).float() / tau).log_softmax(-1)
         with torch.no_grad():
             log_p = (teacher(inputs, teacher.encode(batch.context)).float() / tau).log_softmax(-1)
+        # positions whose prefix P cannot produce (a special token in a sample) have no conditional: unscored
+        defined = torch.isfinite(log_p).any(-1)
+        mask = mask & defined
+        log_p = torch.where(defined[..., None], log_p, log_q.detach())
         js = js_pi_per_position(log_p, log_q, pi) * mask  # (B, T)
         # The sum is divided by the data's target tokens (the units `weight` counts), also for rows whose
         # prefixes were sampled, so that micro-batches and processes combine exactly as one large batch.
