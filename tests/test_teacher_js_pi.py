@@ -1,6 +1,7 @@
 """JS_π against a teacher: the exact per-position divergence, its limits, and training through the CLI."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -117,7 +118,7 @@ def test_on_policy_training_through_the_cli_resumes_exactly(teacher_run, tmp_pat
 
 def test_the_oracle_teacher_is_the_oracles_own_conditionals():
     from seqgen.data.synthetic.oracle import OracleLSTM
-    from seqgen.objectives.teacher_js_pi import OracleTeacher
+    from seqgen.objectives.teachers import OracleTeacher
 
     oracle = OracleLSTM.random(vocab_size=6, hidden_dim=5, length=4, seed=0)
     vocab = Vocab(size=10, pad_id=0, bos_id=1, eos_id=2, unk_id=3)
@@ -147,4 +148,24 @@ def test_the_data_oracle_as_teacher_trains_through_the_cli(tmp_path, seqgen):
     assert len(js) == 3 and js[-1] < js[0]  # the student moves toward the known P
     refused = seqgen("train", ROOT / "recipes/debug/translation.yaml", "objective.name=teacher_js_pi",
                      "objective.teacher=data", f"output_dir={tmp_path / 'other'}")
-    assert refused.returncode == 2 and "objective.teacher=data needs data.source=oracle" in refused.stderr
+    assert refused.returncode == 2 and "objective.teacher=data needs data.source=toy or oracle" in refused.stderr
+
+
+@pytest.mark.parametrize("kind", ["markov", "joint"])
+def test_the_toy_teacher_is_the_toys_own_conditionals(kind):
+    from seqgen.data.synthetic.toy import ToyDistribution
+    from seqgen.objectives.teachers import ToyTeacher
+
+    toy = ToyDistribution(vocab_size=3, length=3, kind=kind, seed=2)
+    vocab = Vocab(size=7, pad_id=0, bos_id=1, eos_id=2, unk_id=3)
+    teacher = ToyTeacher(toy, vocab)
+    seqs, probs = toy.enumerate()
+    for seq, prob in zip(seqs, probs.tolist()):
+        ids = [4 + x for x in seq]
+        inputs = torch.tensor([[vocab.bos_id, *ids]])
+        log_p = teacher(inputs).log_softmax(-1)[0]  # (len + 1, V)
+        targets = [*ids, vocab.eos_id]
+        total = sum(log_p[t, target].item() for t, target in enumerate(targets))
+        assert total == pytest.approx(math.log(prob), abs=1e-5)
+    off = torch.tensor([[vocab.bos_id, vocab.unk_id, 4]])
+    assert torch.isinf(teacher(off)[0, 1:]).all()  # no conditional after a prefix P cannot produce

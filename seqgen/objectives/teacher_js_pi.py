@@ -21,13 +21,13 @@ import torch
 from torch import Tensor, nn
 
 from seqgen.config import ObjectiveConfig
-from seqgen.data.batch import Batch, Vocab
-from seqgen.data.synthetic.oracle import OracleLSTM
+from seqgen.data.batch import Batch
 from seqgen.errors import UserError
 from seqgen.functional import check_pi, js_pi_per_position
-from seqgen.models import Generator, load_generator
+from seqgen.models import Generator
 from seqgen.objectives import estimators
 from seqgen.objectives.base import Objective, Player, RunInfo
+from seqgen.objectives.teachers import DATA, distribution_teacher, load_teacher
 from seqgen.randomness import Source, fork, uniform
 
 
@@ -39,9 +39,9 @@ class TeacherJsPiConfig(ObjectiveConfig):
     """Which objective trains the generator."""
     teacher: str | None = None
     """The teacher: a run folder (its model/) or an exported model folder, of the same task and with the
-    same vocabulary as the run (e.g. a larger model trained on the same tokenizer); or `data`, the oracle
-    LSTM the run's data are drawn from (`data.source: oracle`), so that the student is fitted to the
-    known P."""
+    same vocabulary as the run (e.g. a larger model trained on the same tokenizer); or `data`, the
+    distribution the run's data are drawn from (`data.source: toy` or `oracle`), so that the student is
+    fitted to the known P."""
     pi: float = 0.5
     """π in (0, 1): → 0 behaves like KL[P‖Q] (mass covering), → 1 like KL[Q‖P] (mode seeking); GKD's β."""
     normalize: bool = True
@@ -62,68 +62,9 @@ class TeacherJsPiConfig(ObjectiveConfig):
         if not self.teacher:
             raise UserError("objective.teacher is required: a run or exported model folder of the same task "
                             "and vocabulary, or data (oracle data)")
-        if self.teacher == DATA and run.data.source != "oracle":
-            raise UserError(f"objective.teacher=data needs data.source=oracle (the oracle LSTM is the teacher), "
-                            f"got data.source={run.data.source}")
-
-
-DATA = "data"
-
-
-class OracleTeacher(nn.Module):
-    """The oracle LSTM a run's data are drawn from, read as a generator over the run's vocabulary: at each
-    position its next-symbol distribution given the prefix's symbols, EOS with probability 1 once the
-    oracle's length is reached. A position whose prefix holds a token the oracle never emits (a special
-    token in a student's sample) has no conditional under P: its logits are all -inf.
-
-    Args:
-        oracle: the run's `TaskData.distribution`.
-        vocab: the run's vocabulary: the special tokens, then the oracle's symbols in order.
-    """
-
-    def __init__(self, oracle: OracleLSTM, vocab: Vocab) -> None:
-        super().__init__()
-        self.oracle, self.vocab = oracle, vocab
-        self.first = vocab.size - oracle.vocab_size  # id of symbol 0 (the special tokens come first)
-
-    def encode(self, context: object) -> None:
-        return None
-
-    @torch.no_grad()
-    def forward(self, inputs: Tensor, memory: object = None) -> Tensor:
-        """inputs (B, T) ids, BOS first -> (B, T, V) logits of the next token."""
-        b, t_max = inputs.shape
-        symbols = inputs - self.first  # (B, T), the oracle's ids where valid
-        is_symbol = (symbols >= 0) & (symbols < self.oracle.vocab_size)
-        # a prefix is P's only if every token after BOS is a symbol
-        valid = torch.cat([torch.ones_like(is_symbol[:, :1]), is_symbol[:, 1:].long().cumprod(1).bool()], 1)
-        out = torch.full((b, t_max, self.vocab.size), float("-inf"), device=inputs.device)
-        x, h, c = self.oracle._start(b)
-        for t in range(t_max):
-            if t > 0:
-                x = self.oracle.embedding[symbols[:, t].clamp(0, self.oracle.vocab_size - 1)]
-            if t < self.oracle.length:
-                logits, h, c = self.oracle._step(x, h, c)
-                out[:, t, self.first:] = logits.float()
-            else:
-                out[:, t, self.vocab.eos_id] = 0.0
-        return out.masked_fill(~valid[..., None], float("-inf"))
-
-
-def load_teacher(path: str, student: Generator, task: str) -> Generator:
-    """The teacher model at `path`, in eval mode with requires_grad off; UserError when it does not share
-    the student's task and vocabulary."""
-    from seqgen.inference import resolve
-
-    model_dir, _ = resolve(path)
-    teacher, _, teacher_task, _ = load_generator(model_dir)
-    if teacher_task != task:
-        raise UserError(f"objective.teacher {path} is a {teacher_task} model; the run's task is {task}")
-    if teacher.vocab != student.vocab:
-        raise UserError(f"objective.teacher {path} has another vocabulary ({teacher.vocab.size} tokens) than the "
-                        f"run ({student.vocab.size} tokens); train the student with the teacher's tokenizer "
-                        f"(train.init_from a model trained on it, or the same tokenizer recipe)")
-    return teacher.eval().requires_grad_(False)
+        if self.teacher == DATA and run.data.source not in ("toy", "oracle"):
+            raise UserError(f"objective.teacher=data needs data.source=toy or oracle (the distribution the data "
+                            f"are drawn from is the teacher), got data.source={run.data.source}")
 
 
 class TeacherJsPi(nn.Module, Objective):
@@ -139,13 +80,9 @@ class TeacherJsPi(nn.Module, Objective):
         if teacher is None:
             if not self.cfg.teacher:
                 raise UserError("objective.teacher is required: a run or exported model folder of the same "
-                                "task and vocabulary, or data (oracle data)")
-            if self.cfg.teacher == DATA:
-                if not isinstance(run.distribution, OracleLSTM):
-                    raise UserError("objective.teacher=data needs data.source=oracle")
-                teacher = OracleTeacher(run.distribution, generator.vocab)
-            else:
-                teacher = load_teacher(self.cfg.teacher, generator, run.task)
+                                "task and vocabulary, or data (toy or oracle data)")
+            teacher = (distribution_teacher(run.distribution, generator.vocab) if self.cfg.teacher == DATA
+                       else load_teacher(self.cfg.teacher, generator, run.task))
         self._teacher = (teacher,)
 
     @property
