@@ -1,8 +1,11 @@
 """Recipes: YAML files mapped onto typed dataclasses, with strict `key.sub=value` overrides.
 
-Every field of every dataclass below is a recipe key; its docstring line says what it does. An unknown
-or mistyped key is an error that names the key and the nearest valid one, and every value is checked
-against its field's type (and, for `Literal` fields, its allowed values).
+Every field of every section dataclass is a recipe key; the string below it says what it does
+(docs/recipes.md is generated from them). The `model` and `objective` sections are `Tagged`: their tag
+(`family`, `name`) picks the dataclass, which lives with the code it configures (seqgen/models/configs.py,
+each objective's module). An unknown or mistyped key is an error that names the key and the nearest valid
+one; every value is checked against its field's type (and, for `Literal` fields, its allowed values), and
+against its range in the dataclass's `__post_init__`, so a recipe is checked whole before any work.
 """
 
 from __future__ import annotations
