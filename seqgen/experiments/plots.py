@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from seqgen.experiments.gaussians import FitRow
     from seqgen.experiments.inconsistency import ToyRun as InconsistencyToyRun
     from seqgen.experiments.js_pi import OracleRun, ToyRun
+    from seqgen.experiments.objectives import Run as ObjectivesRun
     from seqgen.metrics.continuous import GaussianMixture2D
 
 DPI = 120
@@ -234,4 +235,55 @@ def plot_gaussian_kls(rows: Sequence[FitRow], ml: dict[str, Any], path: Path) ->
         ax.set_title(f"{label.split(' ')[0]} of the JS_π fit against π")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    fig.savefig(path, dpi=DPI)
+
+
+def plot_objectives(curve: Sequence[dict[str, float]], marked: Sequence[dict[str, float]], teacher: ObjectivesRun,
+                    runs: Sequence[ObjectivesRun], labels: dict[str, str], path: Path) -> None:
+    """Every method's fits in the (KL[Q‖P], KL[P‖Q]) plane over teacher forcing's temperature curve: every
+    run (left) and zoomed on the runs near teacher forcing, within twice its KLs (right).
+
+    Args:
+        curve: the tempered teacher-forcing model, dicts with `alpha`, `kl_q_p`, `kl_p_q`, in α order
+            (drawn as a line).
+        marked: points of `curve` to mark and label with their α.
+        teacher: the teacher-forcing run (`kl_q_p`, `kl_p_q`), drawn as a diamond.
+        runs: the methods' runs (`method`, `kl_q_p`, `kl_p_q`), one marker per seed.
+        labels: method -> legend label, in legend order.
+        path: the PNG to write.
+    """
+    from matplotlib import colormaps
+
+    fig = Figure(figsize=(13, 5.4), layout="constrained")
+    colours = colormaps["tab10"]
+    markers = "osv^<>pPX*h"
+    near = [r for r in runs if r.kl_q_p <= 2 * teacher.kl_q_p and r.kl_p_q <= 2 * teacher.kl_p_q]
+    for i, (ax, shown) in enumerate(zip(fig.subplots(1, 2), (runs, near))):
+        ax.plot([c["kl_q_p"] for c in curve], [c["kl_p_q"] for c in curve], color="0.4", lw=1.2,
+                label="teacher forcing tempered, Q_α ∝ Q^α")
+        for c in marked:
+            ax.plot(c["kl_q_p"], c["kl_p_q"], marker=".", color="0.4")
+            ax.annotate(f"α={c['alpha']:g}", (c["kl_q_p"], c["kl_p_q"]), textcoords="offset points",
+                        xytext=(4, 3), fontsize=7, color="0.4", annotation_clip=True)
+        ax.scatter(teacher.kl_q_p, teacher.kl_p_q, marker="D", s=50, color="black", zorder=4,
+                   label="teacher forcing")
+        for j, (method, label) in enumerate(labels.items()):
+            points = [(r.kl_q_p, r.kl_p_q) for r in runs if r.method == method]
+            if points:
+                ax.scatter(*zip(*points), s=36, marker=markers[j % len(markers)], color=colours(j % 10), zorder=3,
+                           label=label)
+        # the view spans the runs shown and the teacher, with the curve's part among them
+        xs = [teacher.kl_q_p, *(r.kl_q_p for r in shown)]
+        ys = [teacher.kl_p_q, *(r.kl_p_q for r in shown)]
+        pad_x, pad_y = max(0.3 * (max(xs) - min(xs)), 0.02), max(0.3 * (max(ys) - min(ys)), 0.02)
+        ax.set_xlim(max(0.0, min(xs) - pad_x), max(xs) + pad_x)
+        ax.set_ylim(max(0.0, min(ys) - pad_y), max(ys) + pad_y)
+        ax.set_xlabel("KL[Q‖P], nats (quality: lower is better)")
+        ax.set_ylabel("KL[P‖Q], nats (coverage: lower is better)")
+        ax.grid(alpha=0.3)
+        if i == 0:
+            ax.set_title("Training objectives against tempered teacher forcing (lower-left is better)", fontsize=10)
+            ax.legend(fontsize=7, loc="upper right")
+        else:
+            ax.set_title("Zoomed on the runs within twice teacher forcing's KLs", fontsize=10)
     fig.savefig(path, dpi=DPI)
