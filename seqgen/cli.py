@@ -195,17 +195,20 @@ def _parser() -> argparse.ArgumentParser:
                         "oracle.key=value and oracle.adversarial.key=value: of the oracle runs)")
     j.set_defaults(run=_experiment_js_pi)
 
-    o = studies.add_parser("objectives", help="which training objective gives the better fit: every objective "
-                           "from teacher forcing on an enumerable toy, against tempered teacher forcing")
+    o = studies.add_parser("objectives", help="which training objective gives the better samples: every "
+                           "objective from teacher forcing, on an enumerable toy and an oracle LSTM, against "
+                           "tempered teacher forcing")
     o.add_argument("--out", default="runs/objectives", help="folder for the runs, results.json, report.md and "
-                   "objectives.png")
+                   "the figures")
     o.add_argument("--size", choices=SIZE_NAMES, type=size_name, default="full",
                    help="recipes of the runs before overrides (tiny: seconds per run; demo: minutes; full: the "
                         "study as reported)")
+    o.add_argument("--no-oracle", dest="oracle", action="store_false", help="skip the oracle LSTM runs")
     o.add_argument("--overwrite", action="store_true", help="replace what --out holds")
     o.add_argument("overrides", nargs="*", metavar="key=value",
-                   help="recipe overrides of every run (METHOD.key=value: of one method's runs, e.g. "
-                        "tailr.objective.gamma=0.3)")
+                   help="recipe overrides of the toy runs (METHOD.key=value: of one method's runs, e.g. "
+                        "tailr.objective.gamma=0.3; oracle.key=value and oracle.METHOD.key=value: of the "
+                        "oracle runs)")
     o.set_defaults(run=_experiment_objectives)
 
     h = studies.add_parser("estimators", help="which generator gradient estimator follows ∇JS_π at which π: "
@@ -408,7 +411,8 @@ def _experiment_js_pi(args: argparse.Namespace) -> None:
 def _experiment_objectives(args: argparse.Namespace) -> None:
     from seqgen.experiments.objectives import run_objectives
 
-    result = run_objectives(args.out, args.overrides, size=args.size, overwrite=args.overwrite)
+    result = run_objectives(args.out, args.overrides, size=args.size, oracle=args.oracle,
+                            overwrite=args.overwrite)
     _print_study(result)
 
 

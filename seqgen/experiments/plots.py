@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +14,6 @@ if TYPE_CHECKING:
     from seqgen.experiments.gaussians import FitRow
     from seqgen.experiments.inconsistency import ToyRun as InconsistencyToyRun
     from seqgen.experiments.js_pi import OracleRun, ToyRun
-    from seqgen.experiments.objectives import Run as ObjectivesRun
     from seqgen.metrics.continuous import GaussianMixture2D
 
 DPI = 120
@@ -238,18 +238,32 @@ def plot_gaussian_kls(rows: Sequence[FitRow], ml: dict[str, Any], path: Path) ->
     fig.savefig(path, dpi=DPI)
 
 
-def plot_objectives(curve: Sequence[dict[str, float]], marked: Sequence[dict[str, float]], teacher: ObjectivesRun,
-                    runs: Sequence[ObjectivesRun], labels: dict[str, str], path: Path) -> None:
-    """Every method's fits in the (KL[Q‖P], KL[P‖Q]) plane over teacher forcing's temperature curve: every
-    run (left) and zoomed on the runs near teacher forcing, within twice its KLs (right).
+@dataclass(frozen=True)
+class Frontier:
+    """One model family's quality–diversity curve for `plot_frontiers`.
+
+    Attributes:
+        label: the legend's name.
+        curve: (α, quality cost, coverage cost) in α order, drawn as a line (one seed's).
+        points: the models' own points (α = 1), one per seed: (quality cost, coverage cost).
+    """
+
+    label: str
+    curve: Sequence[tuple[float, float, float]]
+    points: Sequence[tuple[float, float]]
+
+
+def plot_frontiers(reference: Frontier, others: Sequence[Frontier], marked: Sequence[float], labels: tuple[str, str],
+                   title: str, path: Path) -> None:
+    """Every family's curve and own points over the reference's (teacher forcing tempered): all of them
+    (left) and zoomed on the reference's own point (right); lower-left is better.
 
     Args:
-        curve: the tempered teacher-forcing model, dicts with `alpha`, `kl_q_p`, `kl_p_q`, in α order
-            (drawn as a line).
-        marked: points of `curve` to mark and label with their α.
-        teacher: the teacher-forcing run (`kl_q_p`, `kl_p_q`), drawn as a diamond.
-        runs: the methods' runs (`method`, `kl_q_p`, `kl_p_q`), one marker per seed.
-        labels: method -> legend label, in legend order.
+        reference: teacher forcing: its curve in grey with the α of `marked` labelled, its point a diamond.
+        others: the other methods, one colour and marker each.
+        marked: inverse temperatures to label on the reference's curve.
+        labels: the x (quality cost) and y (coverage cost) axis labels.
+        title: the left panel's title.
         path: the PNG to write.
     """
     from matplotlib import colormaps
@@ -257,33 +271,36 @@ def plot_objectives(curve: Sequence[dict[str, float]], marked: Sequence[dict[str
     fig = Figure(figsize=(13, 5.4), layout="constrained")
     colours = colormaps["tab10"]
     markers = "osv^<>pPX*h"
-    near = [r for r in runs if r.kl_q_p <= 2 * teacher.kl_q_p and r.kl_p_q <= 2 * teacher.kl_p_q]
-    for i, (ax, shown) in enumerate(zip(fig.subplots(1, 2), (runs, near))):
-        ax.plot([c["kl_q_p"] for c in curve], [c["kl_p_q"] for c in curve], color="0.4", lw=1.2,
-                label="teacher forcing tempered, Q_α ∝ Q^α")
-        for c in marked:
-            ax.plot(c["kl_q_p"], c["kl_p_q"], marker=".", color="0.4")
-            ax.annotate(f"α={c['alpha']:g}", (c["kl_q_p"], c["kl_p_q"]), textcoords="offset points",
-                        xytext=(4, 3), fontsize=7, color="0.4", annotation_clip=True)
-        ax.scatter(teacher.kl_q_p, teacher.kl_p_q, marker="D", s=50, color="black", zorder=4,
-                   label="teacher forcing")
-        for j, (method, label) in enumerate(labels.items()):
-            points = [(r.kl_q_p, r.kl_p_q) for r in runs if r.method == method]
-            if points:
-                ax.scatter(*zip(*points), s=36, marker=markers[j % len(markers)], color=colours(j % 10), zorder=3,
-                           label=label)
-        # the view spans the runs shown and the teacher, with the curve's part among them
-        xs = [teacher.kl_q_p, *(r.kl_q_p for r in shown)]
-        ys = [teacher.kl_p_q, *(r.kl_p_q for r in shown)]
-        pad_x, pad_y = max(0.3 * (max(xs) - min(xs)), 0.02), max(0.3 * (max(ys) - min(ys)), 0.02)
-        ax.set_xlim(max(0.0, min(xs) - pad_x), max(xs) + pad_x)
-        ax.set_ylim(max(0.0, min(ys) - pad_y), max(ys) + pad_y)
-        ax.set_xlabel("KL[Q‖P], nats (quality: lower is better)")
-        ax.set_ylabel("KL[P‖Q], nats (coverage: lower is better)")
-        ax.grid(alpha=0.3)
-        if i == 0:
-            ax.set_title("Training objectives against tempered teacher forcing (lower-left is better)", fontsize=10)
+    (x_tf, y_tf), = reference.points[:1]
+    ref_x, ref_y = [c[1] for c in reference.curve], [c[2] for c in reference.curve]
+    shown_ref = [(a, x, y) for a, x, y in reference.curve if a in marked]
+    span_x = max(x for _, x, _ in shown_ref) - min(ref_x)
+    span_y = max(y for _, _, y in shown_ref) - min(ref_y)
+    for i, ax in enumerate(fig.subplots(1, 2)):
+        ax.plot(ref_x, ref_y, color="0.3", lw=2.2, label=f"{reference.label} tempered")
+        for a, x, y in shown_ref:
+            ax.plot(x, y, marker=".", color="0.4")
+            ax.annotate(f"α={a:g}", (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7, color="0.4",
+                        annotation_clip=True)
+        ax.scatter(x_tf, y_tf, marker="D", s=50, color="black", zorder=4, label=reference.label)
+        for j, family in enumerate(others):
+            colour = colours(j % 10)
+            ax.plot([c[1] for c in family.curve], [c[2] for c in family.curve], color=colour, lw=0.9, alpha=0.7)
+            ax.scatter(*zip(*family.points), s=36, marker=markers[j % len(markers)], color=colour, zorder=3,
+                       label=family.label)
+        if i == 0:  # the reference's curve over the marked α, and every model's own point
+            xs = [x for _, x, _ in shown_ref] + [p[0] for f in others for p in f.points]
+            ys = [y for _, _, y in shown_ref] + [p[1] for f in others for p in f.points]
+            pad_x, pad_y = 0.05 * (max(xs) - min(xs)), 0.05 * (max(ys) - min(ys))
+            ax.set_xlim(min(xs) - pad_x, max(xs) + pad_x)
+            ax.set_ylim(min(ys) - pad_y, max(ys) + pad_y)
+            ax.set_title(title, fontsize=10)
             ax.legend(fontsize=7, loc="upper right")
         else:
-            ax.set_title("Zoomed on the runs within twice teacher forcing's KLs", fontsize=10)
+            ax.set_xlim(x_tf - 0.2 * span_x, x_tf + 0.2 * span_x)
+            ax.set_ylim(y_tf - 0.2 * span_y, y_tf + 0.2 * span_y)
+            ax.set_title(f"Zoomed on {reference.label}'s own point", fontsize=10)
+        ax.set_xlabel(labels[0])
+        ax.set_ylabel(labels[1])
+        ax.grid(alpha=0.3)
     fig.savefig(path, dpi=DPI)
