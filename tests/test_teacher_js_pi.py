@@ -169,3 +169,112 @@ def test_the_toy_teacher_is_the_toys_own_conditionals(kind):
         assert total == pytest.approx(math.log(prob), abs=1e-5)
     off = torch.tensor([[vocab.bos_id, vocab.unk_id, 4]])
     assert torch.isinf(teacher(off)[0, 1:]).all()  # no conditional after a prefix P cannot produce
+
+
+# A `transformers` model folder as the teacher: a tiny GPT-2 saved with `save_pretrained`, no seqgen files.
+
+DEBUG_VOCAB = Vocab(size=34, pad_id=0, bos_id=1, eos_id=2, unk_id=3)  # recipes/debug/lm_transformer.yaml's
+
+
+def _gpt2_folder(folder: Path, vocab_size: int, seed: int = 0):
+    """A tiny GPT-2 of `vocab_size` tokens saved into `folder` with `save_pretrained`; the model, in eval mode."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=vocab_size, n_embd=16, n_layer=1, n_head=2, n_positions=16))
+    model.eval().save_pretrained(folder)
+    return model
+
+
+def _transformer_student(vocab: Vocab):
+    from seqgen.models.configs import TransformerConfig
+
+    torch.manual_seed(0)
+    return build_generator(TransformerConfig(num_hidden_layers=1, hidden_size=16, num_attention_heads=2,
+                                             max_positions=16), vocab, "lm")
+
+
+def test_a_transformers_teacher_is_the_models_own_distribution(tmp_path):
+    from seqgen.objectives.teachers import load_teacher
+
+    model = _gpt2_folder(tmp_path, DEBUG_VOCAB.size)
+    teacher = load_teacher(str(tmp_path), _transformer_student(DEBUG_VOCAB), "lm")
+    inputs = torch.randint(4, DEBUG_VOCAB.size, (3, 9), generator=torch.Generator().manual_seed(1))
+    inputs[:, 0] = DEBUG_VOCAB.bos_id
+    with torch.no_grad():
+        expected = model(input_ids=inputs).logits.log_softmax(-1)  # (3, 9, 34)
+        got = teacher(inputs, teacher.encode(None)).log_softmax(-1)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
+
+
+def test_a_transformers_teacher_gives_no_mass_to_the_special_tokens_added_to_its_tokenizer(tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from seqgen.data.tokenizer import load_tokenizer
+    from seqgen.objectives.teachers import load_teacher
+
+    # a tokenizer without PAD, as GPT-2's: seqgen appends <pad> (id 13), which the model has no output for
+    words = {"<unk>": 0, "<s>": 1, "</s>": 2, **{w: 3 + i for i, w in enumerate("abcdefghij")}}
+    tok = Tokenizer(models.WordLevel(vocab=words, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
+                            unk_token="<unk>").save_pretrained(tmp_path)
+    model = _gpt2_folder(tmp_path, len(words))
+    _, vocab = load_tokenizer(tmp_path)
+    assert vocab.size == 14 and vocab.pad_id == 13
+    teacher = load_teacher(str(tmp_path), _transformer_student(vocab), "lm")
+    inputs = torch.tensor([[1, 4, 5, 6, 2, 13, 13], [1, 7, 13, 8, 9, 2, 13]])  # PAD inside the second prefix
+    logits = teacher(inputs)  # (2, 7, 14)
+    with torch.no_grad():
+        expected = model(input_ids=inputs.clamp(max=12)).logits.log_softmax(-1)
+    torch.testing.assert_close(logits[0, :5].log_softmax(-1)[..., :13], expected[0, :5], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(logits[1, :2].log_softmax(-1)[..., :13], expected[1, :2], rtol=1e-5, atol=1e-5)
+    assert torch.isinf(logits[:, :, 13]).all()  # no mass on the token it never learnt
+    assert torch.isinf(logits[0, 5:]).all() and torch.isinf(logits[1, 2:]).all()  # no conditional after it
+
+
+def test_a_transformers_teacher_of_another_vocabulary_or_task_is_refused(tmp_path):
+    from transformers import BartConfig, BartForConditionalGeneration
+
+    from seqgen.data.tokenizer import fixed_tokenizer
+    from seqgen.objectives.teachers import load_teacher
+
+    student = _transformer_student(DEBUG_VOCAB)
+    _gpt2_folder(tmp_path / "wider", 40)
+    with pytest.raises(UserError, match="is a transformers model of 40 tokens; the run's vocabulary has 34"):
+        load_teacher(str(tmp_path / "wider"), student, "lm")
+    _gpt2_folder(tmp_path / "tokenized", 34)  # the right size, but its tokenizer is another vocabulary
+    fixed_tokenizer([f"w{i}" for i in range(20)]).save_pretrained(tmp_path / "tokenized")
+    with pytest.raises(UserError, match=r"has another vocabulary \(24 tokens\) than the run \(34 tokens\)"):
+        load_teacher(str(tmp_path / "tokenized"), student, "lm")
+    BartForConditionalGeneration(BartConfig(vocab_size=34, d_model=16, encoder_layers=1, decoder_layers=1,
+                                            encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=16,
+                                            decoder_ffn_dim=16)).save_pretrained(tmp_path / "bart")
+    with pytest.raises(UserError, match="is a translation model; the run's task is lm"):
+        load_teacher(str(tmp_path / "bart"), student, "lm")
+
+
+def test_a_transformers_teacher_trains_the_debug_transformer_through_the_cli(tmp_path, seqgen):
+    teacher = tmp_path / "gpt2"
+    _gpt2_folder(teacher, DEBUG_VOCAB.size)
+    out = tmp_path / "run"
+    proc = seqgen("train", ROOT / "recipes/debug/lm_transformer.yaml", "objective.name=teacher_js_pi",
+                  f"objective.teacher={teacher}", "objective.on_policy=0.5", "train.max_steps=1", "train.log_every=1",
+                  "train.eval_every=1", "train.num_samples=0", f"output_dir={out}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    js = [json.loads(line)["train/js_pi"] for line in (out / "logs" / "metrics.jsonl").read_text().splitlines()
+          if "train/js_pi" in line]
+    assert len(js) == 1 and 0 < js[0] < math.log(2)  # JS_0.5 is at most H(0.5)
+    assert (out / "model" / "model.safetensors").is_file()
+
+
+def test_a_transformers_teacher_of_another_size_is_one_line_through_the_cli(tmp_path, seqgen):
+    teacher = tmp_path / "gpt2"
+    _gpt2_folder(teacher, 40)
+    proc = seqgen("train", ROOT / "recipes/debug/lm_transformer.yaml", "objective.name=teacher_js_pi",
+                  f"objective.teacher={teacher}", f"output_dir={tmp_path / 'run'}")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "is a transformers model of 40 tokens; the run's vocabulary has 34" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "run").exists()

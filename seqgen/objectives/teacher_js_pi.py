@@ -9,7 +9,8 @@ N the batch's target tokens (on the data's prefixes, the mean over them),
 whose limits are KL[P‖Q] (π → 0, maximum likelihood against the teacher) and KL[Q‖P] (π → 1, mode
 seeking); `normalize: false` trains on JS_π itself, which vanishes at both ends. The prefixes x_<t are
 the data's, or for a fraction `on_policy` of the rows the student's own samples (as GKD's λ; π here is
-GKD's β). The teacher is frozen, runs in eval mode, and must share the student's task and vocabulary.
+GKD's β). The teacher is frozen, runs in eval mode, and must share the student's task and vocabulary
+(`seqgen.objectives.teachers.load_teacher` says how a `transformers` model folder's vocabulary is checked).
 """
 
 from __future__ import annotations
@@ -39,9 +40,10 @@ class TeacherJsPiConfig(ObjectiveConfig):
     """Which objective trains the generator."""
     teacher: str | None = None
     """The teacher: a run folder (its model/) or an exported model folder, of the same task and with the
-    same vocabulary as the run (e.g. a larger model trained on the same tokenizer); or `data`, the
-    distribution the run's data are drawn from (`data.source: toy` or `oracle`), so that the student is
-    fitted to the known P."""
+    same vocabulary as the run (e.g. a larger model trained on the same tokenizer); a `transformers` model
+    folder (config.json and weights, as `save_pretrained` writes them) whose tokenizer there is the run's,
+    or without one whose vocab_size is the run's vocabulary size; or `data`, the distribution the run's
+    data are drawn from (`data.source: toy` or `oracle`), so that the student is fitted to the known P."""
     pi: float = 0.5
     """π in (0, 1): → 0 behaves like KL[P‖Q] (mass covering), → 1 like KL[Q‖P] (mode seeking); GKD's β."""
     normalize: bool = True
@@ -60,8 +62,8 @@ class TeacherJsPiConfig(ObjectiveConfig):
 
     def check_run(self, run) -> None:
         if not self.teacher:
-            raise UserError("objective.teacher is required: a run or exported model folder of the same task "
-                            "and vocabulary, or data (oracle data)")
+            raise UserError("objective.teacher is required: a run, exported or transformers model folder of the "
+                            "same task and vocabulary, or data (toy or oracle data)")
         if self.teacher == DATA and run.data.source not in ("toy", "oracle"):
             raise UserError(f"objective.teacher=data needs data.source=toy or oracle (the distribution the data "
                             f"are drawn from is the teacher), got data.source={run.data.source}")
@@ -79,8 +81,8 @@ class TeacherJsPi(nn.Module, Objective):
         run = run or RunInfo()
         if teacher is None:
             if not self.cfg.teacher:
-                raise UserError("objective.teacher is required: a run or exported model folder of the same "
-                                "task and vocabulary, or data (toy or oracle data)")
+                raise UserError("objective.teacher is required: a run, exported or transformers model folder "
+                                "of the same task and vocabulary, or data (toy or oracle data)")
             teacher = (distribution_teacher(run.distribution, generator.vocab) if self.cfg.teacher == DATA
                        else load_teacher(self.cfg.teacher, generator, run.task))
         self._teacher = (teacher,)
