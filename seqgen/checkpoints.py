@@ -41,8 +41,14 @@ class TrainerState:
     batch_in_epoch: int = 0
     """Global batches of that epoch already consumed."""
     best_value: float | None = None
+    """The best value of train.best_metric so far (None: no evaluation yet)."""
     best_step: int | None = None
+    """The step of that evaluation, whose weights best/ holds."""
     evals_without_improvement: int = 0
+    """Evaluations since then (what early stopping counts)."""
+    best_eval: dict | None = None
+    """That evaluation's `metrics` and what it `scored` (`seqgen.evaluate.EvalResult`), which
+    metrics.json reports when model/ is the best checkpoint."""
 
 
 class Checkpoints:

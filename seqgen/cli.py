@@ -295,12 +295,28 @@ def _eval(args: argparse.Namespace) -> None:
     print(_table(result.metrics))
     for key, sig in result.signatures.items():
         print(f"{key} signature: {sig}")
+    print(_scored_line(result.checkpoint, result.scored))
     tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps({"measured": measured, "metrics": result.metrics, "signatures": result.signatures},
-                              indent=2))
+    tmp.write_text(json.dumps({"measured": measured, "checkpoint": result.checkpoint, "scored": result.scored,
+                               "metrics": result.metrics, "signatures": result.signatures}, indent=2))
     tmp.replace(out)  # whole or not at all
     shared = f" (work shared by {accelerator.num_processes} processes)" if accelerator.num_processes > 1 else ""
     print(f"metrics written to {out}{shared}")
+
+
+def _scored_line(checkpoint: dict, scored: dict) -> str:
+    """One line saying which checkpoint was measured on what: its step, the split and its data, the
+    sequences scored, and the decoding where outputs were decoded."""
+    step = checkpoint.get("step")
+    line = (f"measured {checkpoint.get('path')} ({'step ' + str(step) if step is not None else 'step not recorded'}) "
+            f"on {scored['split']} ({scored['data']}): {scored['num_sequences']} sequences")
+    if "decoding" in scored:
+        decoding = ", ".join(f"{k}={v}" for k, v in scored["decoding"].items())
+        line += f", {scored['num_decoded']} decoded ({decoding})"
+    for key in ("samples", "oracle_samples"):
+        if key in scored:
+            line += f", {scored[key]['num']} {key.replace('_', ' ')} (ancestral, temperature 1)"
+    return line
 
 
 def _metrics_name(split: str, data: str | None) -> str:
@@ -367,15 +383,17 @@ def _generate(args: argparse.Namespace) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> None:
-    from seqgen.sweep import sweep
+    from seqgen.sweep import DESCRIPTION, sweep
 
     from seqgen.experiments.report import aligned
 
     rows = sweep(args.paths, args.alphas, args.out, num_samples=args.num_samples, seed=args.seed,
                  data=args.data, overwrite=args.overwrite)
-    measures = [k for k in rows[0] if k not in ("model", "path", "data_source", "alpha", "num_samples")]
+    # every model's measures (an oracle run's differ from a text model's); a measure a model lacks is blank
+    measures = list(dict.fromkeys(k for r in rows for k in r if k not in DESCRIPTION))
     print("\n".join(aligned(["model", "alpha", *measures],
-                            [[r["model"], f"{r['alpha']:g}", *(f"{r[k]:.4f}" for k in measures)] for r in rows])))
+                            [[r["model"], f"{r['alpha']:g}", *(f"{r[k]:.4f}" if k in r else "" for k in measures)]
+                             for r in rows])))
     print(f"sweep.csv, sweep.json and the figures written to {args.out}")
 
 

@@ -66,7 +66,15 @@ class DataConfig:
     """Training file. For `parallel`, a path containing `{lang}`, filled with source_lang/target_lang.
     For `hub`, the split name."""
     validation: str | None = None
-    """Validation file (or hub split); used for evaluation during training and early stopping."""
+    """Validation file (or hub split); used for evaluation during training, early stopping and the
+    choice of the exported checkpoint (`train.export`). Never the test data: `seqgen check` refuses a
+    recipe whose validation and test data are the same."""
+    validation_fraction: float | None = None
+    """Hold out this fraction of the training file's examples (rows; images for captioning) as the
+    validation split, for benchmarks that ship no validation file: the held-out rows are drawn at random
+    with the run's seed (the same rows for the same seed, whatever else changes), the tokenizer and the
+    training batches see only the rest. Takes the place of data.validation; synthetic sources draw their
+    own validation split (data.synthetic.num_validation)."""
     test: str | None = None
     """Test file (or hub split); `seqgen eval` uses it by default."""
     source_lang: str = "de"
@@ -102,6 +110,15 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         _positive("data", batch_size=self.batch_size, max_length=self.max_length, image_size=self.image_size)
+        if self.validation_fraction is not None:
+            if not 0 < self.validation_fraction < 1:
+                raise UserError(f"data.validation_fraction must be in (0, 1), got {self.validation_fraction}")
+            if self.validation is not None:
+                raise UserError("set one of data.validation (a file) and data.validation_fraction (held out "
+                                "of data.train), not both")
+            if self.source in ("toy", "oracle", "shapes"):
+                raise UserError(f"data.validation_fraction holds out part of a training file; data.source="
+                                f"{self.source} draws its own validation split (data.synthetic.num_validation)")
         if self.max_tokens is not None and self.max_tokens < self.max_length + 2:
             raise UserError(f"data.max_tokens ({self.max_tokens}) must hold one full sentence "
                             f"(data.max_length + 2 = {self.max_length + 2})")
@@ -255,7 +272,16 @@ class TrainConfig:
     best_mode: Literal["min", "max"] = "min"
     """Whether smaller or larger `best_metric` is better."""
     early_stopping_patience: int | None = None
-    """Stop after this many evaluations without improvement (None: never)."""
+    """Stop after this many evaluations without improvement of `best_metric` (None: never). The run
+    says so in one line (the step, the metric, its best value and that value's step), and metrics.json
+    records `stopped_early`; a resumed run that has spent its patience stays stopped unless the patience
+    is raised."""
+    export: Literal["best", "last"] = "best"
+    """What model/ holds after training (what `seqgen eval`, `generate`, `sweep` and `train.init_from`
+    use when given the run folder): `best`, the weights of the evaluation that scored best on
+    `best_metric` (the same weights as best/); `last`, those of the last step taken. A run that never
+    evaluates (no validation data) exports its last step either way. metrics.json names the exported
+    step and holds that checkpoint's validation metrics."""
     num_samples: int = 3
     """Samples printed at each evaluation."""
     tensorboard: bool = True
@@ -273,6 +299,9 @@ class TrainConfig:
             raise UserError(f"train.{name} must be >= 0, got {getattr(self, name)}")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise UserError(f"train.betas must be two values in [0, 1), got {self.betas}")
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            raise UserError(f"train.early_stopping_patience must be at least 1 (or null: never stop early), "
+                            f"got {self.early_stopping_patience}")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             raise UserError(f"train.max_grad_norm must be positive (or null for no clipping), got {self.max_grad_norm}")
 
@@ -282,7 +311,8 @@ class EvalConfig:
     """Evaluation after and during training."""
 
     split: Literal["validation", "test"] = "validation"
-    """Split evaluated during training."""
+    """Split evaluated during training. `test` only measures: it cannot choose the exported checkpoint
+    or the stopping step (it needs train.export=last and no early stopping)."""
     max_batches: int | None = None
     """Evaluate on at most this many batches (None: the whole split)."""
     bleu: bool | None = None

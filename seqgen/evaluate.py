@@ -26,7 +26,7 @@ from accelerate import Accelerator
 from seqgen.config import DecodeConfig, RunConfig
 from seqgen.data import Split, TaskData, decode
 from seqgen.data.batch import Batch, Vocab
-from seqgen.data.sources import split_seed
+from seqgen.data.sources import split_origin, split_seed
 from seqgen.data.synthetic.oracle import OracleLSTM
 from seqgen.data.synthetic.toy import ToyDistribution
 from seqgen.errors import UserError
@@ -50,11 +50,18 @@ SAMPLE_CHUNK = 512
 
 @dataclass
 class EvalResult:
-    """Metrics (`eval/...` keys), sacrebleu signatures, and a few decoded examples to show."""
+    """Metrics (`eval/...` keys), what they scored, sacrebleu signatures, and a few decoded examples."""
 
     metrics: dict[str, float]
     signatures: dict[str, str] = field(default_factory=dict)
     examples: list[tuple[str, str]] = field(default_factory=list)  # (hypothesis, first reference)
+    scored: dict[str, object] = field(default_factory=dict)
+    """What the metrics were computed on, so that a number can be traced: `split`, `data` (where the
+    split's examples come from), `num_sequences` and `num_tokens` scored for likelihood, and where
+    anything was generated, `num_decoded` with `decoding` (the decode settings) and `samples` /
+    `oracle_samples` (how many sequences were sampled, and how)."""
+    checkpoint: dict[str, object] = field(default_factory=dict)
+    """The model measured, when known: `path` of its folder and the training `step` it records."""
 
 
 @torch.no_grad()
@@ -83,14 +90,16 @@ def evaluate(model: Generator, data: TaskData, split: str, cfg: RunConfig, accel
     model.eval()
     run = _Sharded(accelerator, desc=split)
     part = data.splits[split]
-    metrics = _likelihood(model, part, cfg, run, max_batches)
-    result = EvalResult({})
+    metrics, scored = _likelihood(model, part, cfg, run, max_batches)
+    scored = {"split": split, "data": split_origin(cfg.data, split), **scored}
+    result = EvalResult({}, scored=scored)
     score_outputs = conditional if bleu is None else bleu
     if score_outputs and not conditional:
         raise UserError("BLEU of decoded outputs needs a translation or captioning task")
     if score_outputs or conditional and (quality or two_sample):
         rows = _decode_split(model, part, data, cfg, run, max_batches, seed)
         hypotheses, references = [r[1] for r in rows], [r[2] for r in rows]
+        scored.update(num_decoded=len(rows), decoding=dataclasses.asdict(cfg.decode))
         if score_outputs:
             scores, result.signatures = corpus_scores(hypotheses, references, prefix="", ter=True)
             metrics.update(scores)
@@ -103,7 +112,7 @@ def evaluate(model: Generator, data: TaskData, split: str, cfg: RunConfig, accel
             metrics.update(two_sample_test(*ids, data.vocab.size, seed=seed))
         result.examples = [(h, r[0]) for h, r in zip(hypotheses, references)]
     if data.task == "lm" and (quality or two_sample):
-        metrics.update(_sample_quality(model, part, data, cfg, run, seed, quality, two_sample))
+        metrics.update(_sample_quality(model, part, data, cfg, run, seed, quality, two_sample, scored))
     result.metrics = {f"{prefix}{k}": v for k, v in metrics.items()}
     model.train(was_training)
     return result
@@ -146,8 +155,9 @@ def _batches(part: Split, cfg: RunConfig, max_batches: int | None):
 
 
 def _likelihood(model: Generator, part: Split, cfg: RunConfig, run: _Sharded,
-                max_batches: int | None) -> dict[str, float]:
-    """Per-token and per-sequence NLL of the split, from each sequence's summed NLL and length."""
+                max_batches: int | None) -> tuple[dict[str, float], dict[str, int]]:
+    """Per-token and per-sequence NLL of the split, from each sequence's summed NLL and length; and
+    how many sequences and tokens were scored (fewer than the split's under `max_batches`)."""
     results = []
     for i, batch in run.mine(_batches(part, cfg, max_batches), "nll"):
         batch = batch.to(run.device)
@@ -157,7 +167,7 @@ def _likelihood(model: Generator, part: Split, cfg: RunConfig, run: _Sharded,
     pieces = run.gather(results)
     nll = torch.cat([torch.zeros(0, dtype=torch.float64)] + [p[0] for p in pieces])
     tokens = torch.cat([torch.zeros(0, dtype=torch.long)] + [p[1] for p in pieces])
-    return nll_metrics(nll, tokens)
+    return nll_metrics(nll, tokens), {"num_sequences": len(nll), "num_tokens": int(tokens.sum())}
 
 
 def _decode_split(model: Generator, part: Split, data: TaskData, cfg: RunConfig, run: _Sharded,
@@ -182,19 +192,22 @@ def _output_quality(task: str, hypotheses: list[str], references: list[list[str]
 
 
 def _sample_quality(model: Generator, part: Split, data: TaskData, cfg: RunConfig, run: _Sharded,
-                    seed: int, quality: bool, two_sample: bool) -> dict[str, float]:
+                    seed: int, quality: bool, two_sample: bool, scored: dict[str, object]) -> dict[str, float]:
     """Sample-quality metrics of a language model: exact divergences from an enumerable toy P, oracle
-    NLLs against an oracle LSTM, else BLEU, Self-BLEU and diversity of samples against the split."""
+    NLLs against an oracle LSTM, else BLEU, Self-BLEU and diversity of samples against the split.
+    Records in `scored` how many sequences were sampled, and how."""
     p = data.distribution
     scores: dict[str, float] = {}
     if quality and isinstance(p, ToyDistribution):
         scores.update(toy_metrics(model, p))
+    n = cfg.eval.num_samples or len(part)
     if quality and isinstance(p, OracleLSTM):
         scores.update(_oracle_quality(model, part, p, cfg, run, seed))
+        scored["oracle_samples"] = {"num": n, "strategy": "sample", "temperature": 1.0, "length": p.length}
     if not (two_sample or quality and p is None):
         return scores
-    n = cfg.eval.num_samples or len(part)
     samples = _sample_ids(model, n, cfg, run, seed)
+    scored["samples"] = {"num": len(samples), **_SAMPLING, "max_new_tokens": cfg.decode.max_new_tokens}
     real = [list(ids) for ids in part.dataset["ids"][:]]
     if quality and p is None:
         texts = [decode(data.tokenizer, ids).split() for ids in samples]
@@ -210,9 +223,13 @@ def _sample_quality(model: Generator, part: Split, data: TaskData, cfg: RunConfi
     return scores
 
 
+_SAMPLING = {"strategy": "sample", "temperature": 1.0, "top_k": 0, "top_p": 1.0}
+"""How sample quality samples: ancestral, untempered, untruncated (whatever `decode` says)."""
+
+
 def _sample_ids(model: Generator, n: int, cfg: RunConfig, run: _Sharded, seed: int) -> list[list[int]]:
     """`n` ancestral samples (temperature 1) as token ids without BOS, EOS or padding."""
-    sample = DecodeConfig(strategy="sample", max_new_tokens=cfg.decode.max_new_tokens)
+    sample = DecodeConfig(**_SAMPLING, max_new_tokens=cfg.decode.max_new_tokens)
     chunks = [min(SAMPLE_CHUNK, n - start) for start in range(0, n, SAMPLE_CHUNK)]
     results = []
     for i, rows in run.mine(chunks, "samples", total=len(chunks)):

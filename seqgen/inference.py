@@ -18,7 +18,7 @@ from seqgen.data.images import load_pixels
 from seqgen.data.sources import SYNTHETIC
 from seqgen.errors import UserError
 from seqgen.evaluate import EvalResult, evaluate
-from seqgen.models import load_generator, read_model_info
+from seqgen.models import exported_step, load_generator, read_model_info
 from seqgen.processes import cpu_processes
 from seqgen.run_folder import RECIPE_FILE
 from seqgen.sampling import generate
@@ -58,8 +58,9 @@ def run_config(path: str | Path, overrides: list[str] = (), data: str | None = N
         default = "parallel" if task == "translation" else ("images" if task == "captioning" else "text")
         source = SOURCE_BY_SUFFIX.get(suffix, default)
         if cfg.data.source in (*SYNTHETIC, "hub") or run_dir is None:
-            cfg.data = dataclasses.replace(cfg.data, source=source)
-        cfg.data = dataclasses.replace(cfg.data, **{split: data})
+            cfg.data = dataclasses.replace(cfg.data, source=source, validation_fraction=None)
+        # the file is evaluated whole: nothing of it is held out as a validation split
+        cfg.data = dataclasses.replace(cfg.data, **{split: data}, validation_fraction=None)
     return cfg, model_dir
 
 
@@ -100,7 +101,14 @@ def evaluate_model(path: str | Path, *, split: str = "test", data: str | None = 
     model.to(accelerator.device)
     result = evaluate(model, task_data, split, cfg, accelerator, bleu=bleu, quality=quality,
                       two_sample=two_sample, seed=cfg.seed)
+    result.checkpoint = checkpoint_of(model_dir)
     return result, Path(path)
+
+
+def checkpoint_of(model_dir: Path) -> dict[str, object]:
+    """The exported model folder measured and the training step its weights are from (None when the
+    folder does not record it)."""
+    return {"path": str(model_dir), "step": exported_step(model_dir)}
 
 
 @torch.no_grad()

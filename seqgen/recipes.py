@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from seqgen.config import RunConfig, load_config
@@ -22,6 +23,7 @@ def check_recipe(cfg: RunConfig) -> None:
         raise UserError("data.hub_name is required when data.source is hub")
     if d.source == "parallel" and "{lang}" not in (d.train or ""):
         raise UserError("data.train must contain {lang} for parallel text, e.g. data/train.{lang}.gz")
+    _check_selection_data(cfg)
     if cfg.tokenizer.kind == "pretrained" and not cfg.tokenizer.name_or_path:
         raise UserError("tokenizer.name_or_path is required when tokenizer.kind is pretrained")
     if m.family == "transformer" and not m.pretrained and m.arch not in TRANSFORMER_ARCHS[cfg.task]:
@@ -53,3 +55,25 @@ def check_paths(paths: list[str]) -> int:
             failures += 1
             print(f"error  {f}: {e}")
     return failures
+
+
+def _check_selection_data(cfg: RunConfig) -> None:
+    """The data that choose the exported checkpoint and the stopping step must not be the test data,
+    or the test numbers measure a choice made on them."""
+    d = cfg.data
+    if d.validation is not None and d.test is not None and _same_data(d.validation, d.test):
+        raise UserError(f"data.validation is the test data ({d.test}): early stopping and the exported "
+                        f"checkpoint would be chosen on the test set; name a validation file, or hold out "
+                        f"part of the training data with data.validation_fraction")
+    if cfg.eval.split == "test" and (cfg.train.export == "best" or cfg.train.early_stopping_patience is not None):
+        raise UserError("eval.split=test would choose the exported checkpoint or the stopping step on the test "
+                        "set; evaluate on validation during training, or set train.export=last without "
+                        "train.early_stopping_patience")
+
+
+def _same_data(a: str, b: str) -> bool:
+    """Whether two data paths (or hub split names) name the same data: equal once normalised, or the
+    same existing file."""
+    if os.path.normpath(a) == os.path.normpath(b):
+        return True
+    return Path(a).is_file() and Path(b).is_file() and Path(a).samefile(b)

@@ -3,9 +3,12 @@
     recipe.yaml, tokenizer.json   written when the run starts
     checkpoints/                  resumable training state (`seqgen.checkpoints`)
     logs/metrics.jsonl            the logged metrics
-    model/, best/                 the exported final and best generators (save_pretrained style), with
-                                  what the objective trained beside it (NAME.safetensors)
-    metrics.json                  the final evaluation
+    best/                         the generator that scored best on train.best_metric (save_pretrained
+                                  style), with what the objective trained beside it (NAME.safetensors)
+    model/                        the exported generator: best/'s weights, or the last step's
+                                  (train.export); its seqgen.json records the step
+    metrics.json                  the exported checkpoint's validation metrics, what was scored, and how
+                                  the run ended (steps taken, early stopping, best step)
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pathlib import Path
 import torch
 import yaml
 from accelerate import Accelerator
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from transformers import PreTrainedTokenizerFast
 
 from seqgen.checkpoints import Checkpoints, usual_permissions
@@ -234,12 +237,13 @@ def trim_log(path: Path, step: int) -> None:
 
 
 def export(generator: Generator, tokenizer: PreTrainedTokenizerFast, cfg: RunConfig, directory: Path,
-           extras: dict[str, torch.nn.Module] | None = None) -> None:
-    """Write the generator in `save_pretrained` style, and each of `extras` as NAME.safetensors beside
-    it, replacing `directory` only once complete."""
+           extras: dict[str, torch.nn.Module] | None = None, *, step: int | None = None) -> None:
+    """Write the generator in `save_pretrained` style (recording `step`, the optimizer steps it was
+    trained for), and each of `extras` as NAME.safetensors beside it, replacing `directory` only once
+    complete."""
     tmp = directory.with_name(f".tmp-{directory.name}")
     shutil.rmtree(tmp, ignore_errors=True)
-    save_generator(generator, tmp, cfg.model, cfg.task, cfg.data.image_size)
+    save_generator(generator, tmp, cfg.model, cfg.task, cfg.data.image_size, step=step)
     save_tokenizer(tokenizer, tmp)
     for name, module in (extras or {}).items():
         save_file({k: v.detach().contiguous().clone() for k, v in module.state_dict().items()},
@@ -248,3 +252,13 @@ def export(generator: Generator, tokenizer: PreTrainedTokenizerFast, cfg: RunCon
     shutil.rmtree(directory, ignore_errors=True)
     tmp.rename(directory)
 
+
+
+def restore(generator: Generator, extras: dict[str, torch.nn.Module], directory: Path) -> None:
+    """Load into `generator` and each of `extras` the weights `export` wrote into `directory` (an
+    extra without its file there keeps its weights: the objective exported nothing for it)."""
+    generator.load_weights(directory)
+    for name, module in extras.items():
+        path = directory / f"{name}.safetensors"
+        if path.is_file():
+            module.load_state_dict(load_file(str(path)))

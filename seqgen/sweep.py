@@ -33,14 +33,14 @@ import torch
 from seqgen.config import DecodeConfig, RunConfig
 from seqgen.data import decode, load_data, load_tokenizer
 from seqgen.data.batch import Batch
-from seqgen.data.sources import split_seed
+from seqgen.data.sources import split_origin, split_seed
 from seqgen.data.synthetic import OracleLSTM
 from seqgen.errors import UserError
 from seqgen.functional import token_nll
 from seqgen.inference import resolve, run_config
 from seqgen.metrics.bleu import ReferenceIndex, bleu_scores, self_bleu_scores
 from seqgen.metrics.oracle import nll_oracle, nll_test
-from seqgen.models import load_generator
+from seqgen.models import exported_step, load_generator
 from seqgen.models.base import Generator
 from seqgen.progress import progress
 from seqgen.sampling import generate
@@ -55,6 +55,12 @@ AXIS_LABELS = {
 }
 SAMPLE_BATCH = 512
 """Sequences decoded together (bounds the memory of the (B, V) logits and the cache)."""
+DESCRIPTION = ("model", "path", "checkpoint", "checkpoint_step", "data_source", "split", "data",
+               "num_test_sequences", "alpha", "num_samples", "strategy", "temperature", "max_new_tokens")
+"""The columns of a row that say what was measured (the others are measures): the model folder measured
+and the training step it records, the test data and how many of its sequences NLL_test scored, and
+how the samples were drawn (ancestral sampling at temperature 1/α, at most max_new_tokens tokens; an
+oracle run's samples have the oracle's fixed length instead)."""
 
 
 @torch.no_grad()
@@ -104,8 +110,8 @@ def sweep(model_dirs: Sequence[str | Path], alphas: Sequence[float], out: str | 
             before any work).
 
     Returns:
-        The rows: `model` (its folder name), `path`, `data_source`, `alpha`, `num_samples`, and
-        `nll_oracle`, `nll_test` (oracle runs) or `bleu5_texygen`, `self_bleu5`, `nll_test` (text).
+        The rows: the `DESCRIPTION` columns (`model` is its folder name), and `nll_oracle`, `nll_test`
+        (oracle runs) or `bleu5_texygen`, `self_bleu5`, `nll_test` (text).
 
     Raises:
         UserError: no models, a bad α or sample count, a model that is not a language model, a
@@ -143,16 +149,23 @@ def _sweep_model(path: str | Path, name: str, alphas: list[float], num_samples: 
         raise UserError(f"{path} is a {task} model; a temperature sweep needs a language model")
     model.to(device)
     reporter.set_description(f"sweep {name}")
-    base = {"model": name, "path": str(path), "data_source": cfg.data.source, "num_samples": num_samples}
-    if cfg.data.source == "oracle":
-        metrics = _oracle_metrics(model, cfg, alphas, num_samples, seed, device, reporter)
+    oracle = cfg.data.source == "oracle"
+    base = {"model": name, "path": str(path), "checkpoint": str(model_dir),
+            "checkpoint_step": exported_step(model_dir), "data_source": cfg.data.source, "split": "test",
+            "data": split_origin(cfg.data, "test")}
+    if oracle:
+        metrics, num_test = _oracle_metrics(model, cfg, alphas, num_samples, seed, device, reporter)
     else:
-        metrics = _text_metrics(model, model_dir, cfg, alphas, num_samples, seed, device, reporter)
-    return [{**base, "alpha": alpha, **m} for alpha, m in zip(alphas, metrics)]
+        metrics, num_test = _text_metrics(model, model_dir, cfg, alphas, num_samples, seed, device, reporter)
+    return [{**base, "num_test_sequences": num_test, "alpha": alpha, "num_samples": num_samples,
+             "strategy": "sample", "temperature": 1 / alpha,
+             "max_new_tokens": None if oracle else cfg.decode.max_new_tokens, **m}
+            for alpha, m in zip(alphas, metrics)]
 
 
 def _oracle_metrics(model: Generator, cfg: RunConfig, alphas: list[float], num_samples: int, seed: int,
-                    device: torch.device, reporter: Any) -> list[dict[str, float]]:
+                    device: torch.device, reporter: Any) -> tuple[list[dict[str, float]], int]:
+    """Per α, NLL_oracle and NLL_test; and the number of test sequences NLL_test scored."""
     oracle = OracleLSTM.from_config(cfg.data.synthetic).to(device)
     # NLL_test is measured on the run's own test split (the oracle draws it from this seed), never on
     # sequences that a training split may share a seed with.
@@ -165,12 +178,13 @@ def _oracle_metrics(model: Generator, cfg: RunConfig, alphas: list[float], num_s
         rows.append({"nll_oracle": nll_oracle(model, oracle, num_samples, seed, alpha),
                      "nll_test": nll_test(model, oracle, num_test, test_seed, alpha)})
         reporter.update()
-    return rows
+    return rows, num_test
 
 
 def _text_metrics(model: Generator, model_dir: Path, cfg: RunConfig, alphas: list[float],
                   num_samples: int, seed: int, device: torch.device,
-                  reporter: Any) -> list[dict[str, float]]:
+                  reporter: Any) -> tuple[list[dict[str, float]], int]:
+    """Per α, BLEU-5, Self-BLEU-5 and NLL_test; and the number of test sequences NLL_test scored."""
     tokenizer, _ = load_tokenizer(model_dir / "tokenizer.json")
     task_data = load_data(cfg, tokenizer, splits=("test",))
     if "test" not in task_data.splits:
@@ -192,7 +206,7 @@ def _text_metrics(model: Generator, model_dir: Path, cfg: RunConfig, alphas: lis
         rows.append({**bleu_scores(samples, references, orders=(5,)),
                      **self_bleu_scores(samples, orders=(5,)), "nll_test": nll})
         reporter.update()
-    return rows
+    return rows, len(test)
 
 
 def _model_names(model_dirs: Sequence[str | Path]) -> list[str]:

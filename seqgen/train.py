@@ -3,7 +3,8 @@
 Read top to bottom: prepare the run folder, data, model, the objective's players and their optimizers;
 resume if asked; then take optimizer steps, each updating every player in turn over
 `gradient_accumulation_steps` global batches, evaluating, logging and checkpointing on the way;
-finally export the model in `save_pretrained` style, with what the objective trained beside it.
+finally export the model in `save_pretrained` style, with what the objective trained beside it: the
+checkpoint that scored best on the validation metric, or the last step (`train.export`).
 
 The loop knows objectives only through `seqgen.objectives.base`: players called as
 module(batch, step, noise). Every process reads the same global batches and takes rows `rank::world`
@@ -36,7 +37,7 @@ from seqgen.data import load_data, load_tokenizer
 from seqgen.data.batch import Batch
 from seqgen.errors import UserError
 from seqgen.evaluate import evaluate, sample_texts
-from seqgen.models import Generator, build_generator
+from seqgen.models import Generator, build_generator, exported_step
 from seqgen.objectives import Objective, Player, RunInfo, build_objective
 from seqgen.processes import cpu_processes
 from seqgen.progress import progress
@@ -48,6 +49,7 @@ from seqgen.run_folder import (
     finished,
     flat_keys,
     init_source,
+    restore,
     resume_changes,
     start_output_dir,
     stopped_before_first_checkpoint,
@@ -66,10 +68,12 @@ class TrainingDiverged(UserError):
 
 def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
           accelerator: Accelerator | None = None) -> tuple[Generator, dict[str, float]]:
-    """Train `cfg`'s generator with its objective; returns it and its final evaluation metrics.
+    """Train `cfg`'s generator with its objective; returns it, holding the exported weights, and their
+    evaluation metrics.
 
     Writes to `cfg.output_dir`: recipe.yaml, tokenizer.json, logs/metrics.jsonl, checkpoints/,
-    model/ (the final generator), best/ (the best on `cfg.train.best_metric`), metrics.json.
+    best/ (the best on `cfg.train.best_metric`), model/ (best/'s weights or the last step's, as
+    `cfg.train.export` says), metrics.json (the exported checkpoint's metrics and how the run ended).
 
     Raises:
         UserError: the output folder already holds a run (and neither `resume` nor `overwrite`), the
@@ -125,14 +129,16 @@ def _train(cfg: RunConfig, resume: bool, overwrite: bool, accelerator: Accelerat
     state = TrainerState()
     if resume:
         state = checkpoints.load(accelerator, checkpoints.latest())
-        if state.step >= tc.max_steps and finished(out, state.step):
-            raise UserError(f"the run in {out} already reached step {state.step}; raise train.max_steps "
-                            f"to continue it")
-        if state.step >= tc.max_steps:
+        ended = state.step >= tc.max_steps or _patience_spent(state, tc)
+        if ended and finished(out, state.step):
+            raise UserError(_finished_message(out, state, tc))
+        if ended:
             accelerator.print(f"the run reached step {state.step} but was stopped before its export; "
                               f"finishing it")
         else:
             accelerator.print(f"resuming from step {state.step}")
+        if accelerator.is_main_process:
+            _reexport_best(state, generator, data, cfg, objective, out)
         changes, cfg = resume_changes(cfg, out, state.step)
         for line in changes:
             accelerator.print(line)
@@ -149,13 +155,12 @@ def _train(cfg: RunConfig, resume: bool, overwrite: bool, accelerator: Accelerat
     bar = progress(desc="train", total=tc.max_steps, initial=state.step, show=accelerator.is_local_main_process)
     window = _Window(accelerator.device)
     nonfinite = torch.zeros((), dtype=torch.bool, device=accelerator.device)
-    final_metrics: dict[str, float] = {}
-    stop = False
+    last_eval: dict | None = None  # the latest evaluation's metrics and what it scored
+    # a run resumed after its end (stopped before the export) only exports
+    stop = _patience_spent(state, tc)
 
     for player in players:
         player.module.train()
-    # a run resumed after its last step (stopped before the export) only evaluates and exports
-    final_eval = state.step >= tc.max_steps and eval_split is not None
     while state.step < tc.max_steps and not stop:
         # --- one optimizer step: each player in turn (a critic before the generator), `repeats` updates
         # each (and its warm-up updates before the first step), each over `gradient_accumulation_steps`
@@ -189,31 +194,41 @@ def _train(cfg: RunConfig, resume: bool, overwrite: bool, accelerator: Accelerat
         if eval_split and (state.step % tc.eval_every == 0 or end):
             result = evaluate(generator, data, eval_split, cfg, accelerator,
                               bleu=cfg.eval.bleu, max_batches=cfg.eval.max_batches, seed=cfg.seed)
-            final_metrics = result.metrics
+            last_eval = {"metrics": result.metrics, "scored": result.scored}
             accelerator.log(result.metrics, step=state.step)
-            improved = _track_best(state, result.metrics, tc)
-            stop = tc.early_stopping_patience is not None and \
-                state.evals_without_improvement >= tc.early_stopping_patience
+            improved = _track_best(state, last_eval, tc)
+            stop = _patience_spent(state, tc) and state.step < tc.max_steps
             if accelerator.is_main_process:
                 _report(bar, state.step, result.metrics, sample_texts(
                     generator, data, cfg, tc.num_samples, accelerator.device, seed=cfg.seed,
                     split=eval_split) if tc.num_samples else [])
-                if improved:
-                    export(generator, data.tokenizer, cfg, out / "best", objective.exports())
+                if stop:
+                    bar.write(_stop_message(state, tc))
         if saving or improved or stop:
             checkpoints.save(accelerator, state)
+        # best/ is written after the checkpoint that records it, so that a run stopped in between finds
+        # its best step in its latest checkpoint and writes best/ again from it when resumed
+        if improved and accelerator.is_main_process:
+            export(generator, data.tokenizer, cfg, out / "best", objective.exports(), step=state.step)
     bar.close()
 
-    if final_eval:
-        final_metrics = evaluate(generator, data, eval_split, cfg, accelerator, bleu=cfg.eval.bleu,
-                                 max_batches=cfg.eval.max_batches, seed=cfg.seed).metrics
+    exported, measured = _exported(state, tc, last_eval)
+    if exported != state.step:  # the best checkpoint, an earlier step: its weights are in best/
+        accelerator.wait_for_everyone()
+        _check_best(out, exported)
+        restore(generator, objective.exports(), out / "best")
+    if measured is None and eval_split is not None:  # a run resumed after its end, or an old checkpoint's
+        result = evaluate(generator, data, eval_split, cfg, accelerator, bleu=cfg.eval.bleu,
+                          max_batches=cfg.eval.max_batches, seed=cfg.seed)
+        measured = {"metrics": result.metrics, "scored": result.scored}
     if accelerator.is_main_process:
-        export(generator, data.tokenizer, cfg, out / "model", objective.exports())
-        (out / "metrics.json").write_text(json.dumps({"step": state.step, **final_metrics}, indent=2))
-        accelerator.print(f"model written to {out / 'model'}")
+        export(generator, data.tokenizer, cfg, out / "model", objective.exports(), step=exported)
+        summary = _summary(state, tc, exported, measured)
+        (out / "metrics.json").write_text(json.dumps(summary, indent=2))
+        accelerator.print(f"model written to {out / 'model'}: {_exported_words(state, tc, exported)}")
     accelerator.wait_for_everyone()
     accelerator.end_training()
-    return generator, final_metrics
+    return generator, measured["metrics"] if measured else {}
 
 
 @dataclass
@@ -330,7 +345,9 @@ def _rows(size: int, accelerator: Accelerator) -> torch.Tensor | None:
     return torch.arange(accelerator.process_index, size, accelerator.num_processes)
 
 
-def _track_best(state: TrainerState, metrics: dict[str, float], tc) -> bool:
+def _track_best(state: TrainerState, evaluation: dict, tc) -> bool:
+    """Record an evaluation (`metrics` and what they `scored`) in `state`; whether it is the best yet."""
+    metrics = evaluation["metrics"]
     value = metrics.get(tc.best_metric)
     if value is None:
         raise UserError(f"train.best_metric {tc.best_metric} is not among the evaluation metrics: "
@@ -339,9 +356,84 @@ def _track_best(state: TrainerState, metrics: dict[str, float], tc) -> bool:
                                           else value > state.best_value)
     if better:
         state.best_value, state.best_step, state.evals_without_improvement = value, state.step, 0
+        state.best_eval = evaluation
     else:
         state.evals_without_improvement += 1
     return better
+
+
+def _patience_spent(state: TrainerState, tc) -> bool:
+    """Whether early stopping ends the run: train.early_stopping_patience evaluations in a row without
+    improvement (judged with the recipe's patience, so a resumed run may raise it to continue)."""
+    return tc.early_stopping_patience is not None and state.evals_without_improvement >= tc.early_stopping_patience
+
+
+def _stop_message(state: TrainerState, tc) -> str:
+    return (f"early stopping at step {state.step}: {tc.best_metric} did not improve in "
+            f"{state.evals_without_improvement} evaluations (train.early_stopping_patience="
+            f"{tc.early_stopping_patience}); best {tc.best_metric} = {state.best_value:.6g} at step {state.best_step}")
+
+
+def _finished_message(out: Path, state: TrainerState, tc) -> str:
+    """Why a finished run cannot be resumed, and which key would continue it."""
+    if state.step >= tc.max_steps:
+        return f"the run in {out} already reached step {state.step}; raise train.max_steps to continue it"
+    return (f"the run in {out} stopped early at step {state.step} ({tc.best_metric} did not improve in "
+            f"{state.evals_without_improvement} evaluations); raise train.early_stopping_patience to continue it")
+
+
+def _reexport_best(state: TrainerState, generator: Generator, data, cfg: RunConfig, objective: Objective,
+                   out: Path) -> None:
+    """Write best/ from a resumed checkpoint that is the best one when best/ does not hold it yet (the
+    run stopped between that checkpoint and the export that follows it)."""
+    if state.best_step == state.step and exported_step(out / "best") != state.step:
+        export(generator, data.tokenizer, cfg, out / "best", objective.exports(), step=state.step)
+
+
+def _exported(state: TrainerState, tc, last_eval: dict | None) -> tuple[int, dict | None]:
+    """The step model/ holds (the best evaluation's under train.export=best, once there is one; else
+    the last step) and its evaluation when known (None: to be evaluated)."""
+    if tc.export == "best" and state.best_step is not None:
+        return state.best_step, state.best_eval
+    return state.step, last_eval
+
+
+def _check_best(out: Path, step: int) -> None:
+    """best/ must hold the best step's weights before model/ is made of them."""
+    recorded = exported_step(out / "best")
+    if recorded is not None and recorded != step:
+        raise UserError(f"{out / 'best'} holds step {recorded}, but the run's best evaluation was at step {step}; "
+                        f"set train.export=last, or evaluate the checkpoints/ yourself")
+
+
+def _summary(state: TrainerState, tc, exported: int, measured: dict | None) -> dict:
+    """metrics.json: how the run ended, which checkpoint model/ holds, and that checkpoint's metrics
+    with what they scored."""
+    return {
+        "step": state.step,
+        "stopped_early": state.step < tc.max_steps,
+        "best_metric": tc.best_metric,
+        "best_mode": tc.best_mode,
+        "best_value": state.best_value,
+        "best_step": state.best_step,
+        "checkpoint": {"path": "model", "step": exported, "export": _chosen(state, tc)},
+        "scored": measured["scored"] if measured else None,
+        **(measured["metrics"] if measured else {}),
+    }
+
+
+def _chosen(state: TrainerState, tc) -> str:
+    """What chose the exported checkpoint: `best` (the best evaluation) or `last` (the last step)."""
+    return "best" if tc.export == "best" and state.best_step is not None else "last"
+
+
+def _exported_words(state: TrainerState, tc, exported: int) -> str:
+    """Which step model/ holds and why, for the run's last line."""
+    if _chosen(state, tc) == "best":
+        return (f"step {exported}, the best {tc.best_metric} ({state.best_value:.6g}) of the run, which "
+                f"ended at step {state.step}")
+    why = "train.export=last" if tc.export == "last" else "no evaluation to choose by"
+    return f"step {exported}, the last step ({why})"
 
 
 def _report(bar, step: int, metrics: dict[str, float], samples: list[str]) -> None:

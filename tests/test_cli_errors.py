@@ -179,6 +179,13 @@ def test_eval_files_name_what_they_measured_and_never_replace_another(seqgen, tm
     test_file = run / "metrics-test.json"
     saved = json.loads(test_file.read_text())
     assert saved["measured"]["split"] == "test" and saved["measured"]["data"] is None and saved["metrics"]
+    # which checkpoint, on which data, how much of it, decoded how
+    assert saved["checkpoint"] == {"path": str(run / "model"), "step": 2}
+    scored = saved["scored"]
+    assert scored["split"] == "test" and scored["data"] == "recipes/debug/data/test.{lang}"
+    test_lines = sum(1 for line in Path("recipes/debug/data/test.en").read_text().splitlines() if line.strip())
+    assert scored["num_sequences"] == scored["num_decoded"] == test_lines
+    assert scored["decoding"]["strategy"] == "greedy" and scored["decoding"]["max_new_tokens"] > 0
     before = test_file.read_bytes()
     # other data: its own file, named for it
     assert seqgen("eval", run, "--data", "recipes/debug/data/val.{lang}", "--no-quality").returncode == 0

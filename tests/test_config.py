@@ -114,6 +114,44 @@ def test_inconsistent_recipes(overrides, message):
         check_recipe(load_config(None, overrides))
 
 
+@pytest.mark.parametrize("overrides, message", [
+    (["data.source=text", "data.train=t.txt", "data.validation=./d/test.txt", "data.test=d/test.txt"],
+     "data.validation is the test data"),
+    (["data.source=toy", "eval.split=test"], "eval.split=test would choose the exported checkpoint"),
+    (["data.source=toy", "eval.split=test", "train.export=last", "train.early_stopping_patience=3"],
+     "eval.split=test would choose"),
+    (["data.source=toy", "train.early_stopping_patience=0"], "must be at least 1"),
+])
+def test_selection_on_the_test_data_is_refused(overrides, message):
+    with pytest.raises(UserError, match=message):
+        check_recipe(load_config(None, overrides))
+    check_recipe(load_config(None, ["data.source=toy", "eval.split=test", "train.export=last"]))  # measures only
+
+
+def _data_paths(recipe: Path, split: str) -> list[Path]:
+    """The files a recipe's split reads (both sides of parallel text), resolved from the repository root."""
+    cfg = load_config(recipe)
+    where = getattr(cfg.data, split)
+    langs = (cfg.data.source_lang, cfg.data.target_lang) if "{lang}" in (where or "") else ("",)
+    return [(ROOT / where.replace("{lang}", lang)).resolve() for lang in langs] if where else []
+
+
+@pytest.mark.parametrize("recipe", sorted(p.relative_to(ROOT) for p in (ROOT / "recipes").rglob("*.y*ml")),
+                         ids=str)
+def test_no_shipped_recipe_chooses_its_model_on_its_test_data(recipe):
+    """The validation data (early stopping, best/, the exported model/) is never the test data: not the
+    same path, nor a file with the same content; and training never evaluates on the test split."""
+    cfg = load_config(ROOT / recipe)
+    assert cfg.eval.split == "validation", f"{recipe} evaluates on {cfg.eval.split} during training"
+    if cfg.data.validation is None or cfg.data.test is None:
+        return
+    assert cfg.data.validation != cfg.data.test, f"{recipe}: data.validation is data.test ({cfg.data.test})"
+    for valid, test in zip(_data_paths(ROOT / recipe, "validation"), _data_paths(ROOT / recipe, "test")):
+        assert valid != test, f"{recipe}: validation and test are the same file {test}"
+        if valid.is_file() and test.is_file():
+            assert valid.read_bytes() != test.read_bytes(), f"{recipe}: {valid} holds the test data {test}"
+
+
 def test_every_shipped_recipe_checks(capsys):
     assert check_paths([str(ROOT / "recipes")]) == 0
     out = capsys.readouterr().out

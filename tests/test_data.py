@@ -209,6 +209,33 @@ def test_toy_source_uses_fixed_symbols_and_distinct_split_seeds():
     assert len(seeds) == 12
 
 
+def test_validation_fraction_holds_out_part_of_the_training_file(tmp_path):
+    (tmp_path / "train.txt").write_text("".join(f"w{i} common\n" for i in range(40)))
+    held = ["data.source=text", f"data.train={tmp_path / 'train.txt'}", "data.validation_fraction=0.25"]
+    data = load_data(cfg_of(*held))
+    train, validation = data.splits["train"].texts(), data.splits["validation"].texts()
+    assert len(validation) == 10 and len(train) == 30
+    assert sorted(train + validation, key=lambda t: int(t.split()[0][1:])) == [f"w{i} common" for i in range(40)]
+    assert train == sorted(train, key=lambda t: int(t.split()[0][1:]))  # each part in the file's order
+    # the tokenizer is trained on the rest only: held-out words are unknown to it
+    vocab = data.tokenizer.get_vocab()
+    assert all(t.split()[0] in vocab for t in train) and not any(t.split()[0] in vocab for t in validation)
+    # the same rows for the same seed (also when only the validation split is loaded), others for another
+    again = load_data(cfg_of(*held), data.tokenizer, splits=("validation",))
+    assert again.splits["validation"].texts() == validation and "train" not in again.splits
+    assert load_data(cfg_of(*held, "seed=1")).splits["validation"].texts() != validation
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["data.validation_fraction=1.0"], "must be in \\(0, 1\\)"),
+    (["data.validation_fraction=0.1", "data.validation=v.txt"], "not both"),
+    (["data.source=toy", "data.validation_fraction=0.1"], "draws its own validation split"),
+])
+def test_validation_fraction_mistakes(overrides, message):
+    with pytest.raises(UserError, match=message):
+        cfg_of("data.source=text", "data.train=t.txt", *overrides)
+
+
 @pytest.mark.skipif(importlib.util.find_spec("seqgen.data.synthetic.shapes") is None,
                     reason="synthetic shapes source not available")
 def test_shapes_source_decodes_images_lazily():

@@ -95,6 +95,20 @@ def test_eval_command_flags(runs, capsys):
     assert "two_sample_accuracy" in capsys.readouterr().out
 
 
+def test_eval_file_records_the_checkpoint_the_data_and_the_samples(runs, capsys):
+    out = runs / "text_metrics.json"
+    main(["eval", str(runs / "text"), "--split", "test", "--out", str(out), "eval.num_samples=50"])
+    saved = json.loads(out.read_text())
+    assert saved["checkpoint"] == {"path": str(runs / "text" / "model"), "step": 80}
+    scored = saved["scored"]
+    assert scored["split"] == "test" and scored["data"] == str(runs / "test.txt")
+    assert scored["num_sequences"] == 60 and scored["num_tokens"] == saved["metrics"]["eval/tokens"]
+    assert scored["samples"] == {"num": 50, "strategy": "sample", "temperature": 1.0, "top_k": 0, "top_p": 1.0,
+                                 "max_new_tokens": 12}
+    assert "decoding" not in scored  # a language model decodes nothing but its samples
+    assert f"measured {runs / 'text' / 'model'} (step 80) on test" in capsys.readouterr().out
+
+
 # --- the two-sample test
 
 

@@ -52,32 +52,42 @@ def nth(n: int):
     return when
 
 
-PHASES = {
-    "before the first checkpoint": (seqgen.checkpoints.Checkpoints, "save", nth(1), False),
-    "writing a checkpoint, before its rename": (seqgen.checkpoints, "usual_permissions", nth(2), False),
-    "after a checkpoint's rename, before latest points at it": (seqgen.checkpoints, "_write_atomic", nth(2), False),
-    "exporting the best model": (seqgen.run_folder, "save_tokenizer",
-                                 lambda tok, d: Path(d).name == ".tmp-best", False),
-    "after the last checkpoint, before the export": (seqgen.train, "export",
-                                                     lambda g, t, c, d, e=None: Path(d).name == "model", False),
-    "writing the export": (seqgen.run_folder, "save_tokenizer", lambda tok, d: Path(d).name == ".tmp-model", False),
-    "after the export, before metrics.json": (seqgen.train, "export",
-                                              lambda g, t, c, d, e=None: Path(d).name == "model", True),
-}
+def phases() -> dict:
+    """Each phase: where to stop the run (fresh call counters for every test)."""
+    return {
+        "before the first checkpoint": (seqgen.checkpoints.Checkpoints, "save", nth(1), False),
+        "writing a checkpoint, before its rename": (seqgen.checkpoints, "usual_permissions", nth(2), False),
+        "after a checkpoint's rename, before latest points at it": (seqgen.checkpoints, "_write_atomic", nth(2), False),
+        "after the best checkpoint, before best/": (seqgen.train, "export",
+                                                   lambda g, t, c, d, e=None, **kw: Path(d).name == "best", False),
+        "exporting the best model": (seqgen.run_folder, "save_tokenizer",
+                                     lambda tok, d: Path(d).name == ".tmp-best", False),
+        "after the last checkpoint, before the export": (seqgen.train, "export",
+                                                         lambda g, t, c, d, e=None, **kw: Path(d).name == "model", False),
+        "writing the export": (seqgen.run_folder, "save_tokenizer", lambda tok, d: Path(d).name == ".tmp-model", False),
+        "after the export, before metrics.json": (seqgen.train, "export",
+                                                  lambda g, t, c, d, e=None, **kw: Path(d).name == "model", True),
+    }
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
+# Training lowers the NLL: by default the best evaluation is the last one; under best_mode=max it is the
+# first (step 3), and model/ is made of best/'s weights at the end.
+SELECTIONS = {"best at the last step": [], "best at an earlier step": ["train.best_mode=max"]}
+
+
+@pytest.fixture(scope="module", params=list(SELECTIONS))
+def uninterrupted(request, tmp_path_factory):
     out = tmp_path_factory.mktemp("whole") / "run"
-    train(load_config(RECIPE, [*SETTINGS, f"output_dir={out}"]))
-    return out
+    train(load_config(RECIPE, [*SETTINGS, *SELECTIONS[request.param], f"output_dir={out}"]))
+    return out, SELECTIONS[request.param]
 
 
-@pytest.mark.parametrize("phase", list(PHASES))
+@pytest.mark.parametrize("phase", list(phases()))
 def test_a_run_stopped_at_any_phase_resumes_to_the_uninterrupted_result(phase, uninterrupted, tmp_path,
                                                                        monkeypatch):
-    target, name, when, after = PHASES[phase]
-    cfg = load_config(RECIPE, [*SETTINGS, f"output_dir={tmp_path / 'run'}"])
+    uninterrupted, selection = uninterrupted
+    target, name, when, after = phases()[phase]
+    cfg = load_config(RECIPE, [*SETTINGS, *selection, f"output_dir={tmp_path / 'run'}"])
     with monkeypatch.context() as patch:
         on_call(target, name, when, patch, after)
         with pytest.raises(Killed):
@@ -86,6 +96,7 @@ def test_a_run_stopped_at_any_phase_resumes_to_the_uninterrupted_result(phase, u
 
     out = tmp_path / "run"
     assert json.loads((out / "metrics.json").read_text()) == json.loads((uninterrupted / "metrics.json").read_text())
+    assert json.loads((out / "metrics.json").read_text())["checkpoint"]["step"] == (3 if selection else 6)
     for folder in ("model", "best"):
         ours, theirs = load_file(out / folder / "model.safetensors"), load_file(uninterrupted / folder / "model.safetensors")
         assert ours.keys() == theirs.keys()

@@ -67,8 +67,9 @@ def test_debug_recipe_end_to_end(recipe, tmp_path):
     # a run folder is never overwritten silently; resume continues to the new step count
     refused = seqgen("train", f"recipes/debug/{recipe}.yaml", f"output_dir={out}", check=False)
     assert refused.returncode == 2 and "already holds a run" in refused.stderr
-    before = load_file(out / "model" / "model.safetensors")
+    before = load_file(out / "checkpoints" / "step-0000040" / "model.safetensors")
     seqgen("train", f"recipes/debug/{recipe}.yaml", f"output_dir={out}", "train.max_steps=50", "--resume")
-    assert json.loads((out / "metrics.json").read_text())["step"] == 50
-    after = load_file(out / "model" / "model.safetensors")
+    trained = json.loads((out / "metrics.json").read_text())
+    assert trained["step"] == 50 and trained["checkpoint"]["step"] == trained["best_step"] in (40, 50)
+    after = load_file(out / "checkpoints" / "step-0000050" / "model.safetensors")
     assert any((before[k] != after[k]).any() for k in before)

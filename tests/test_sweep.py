@@ -18,7 +18,7 @@ from seqgen.inference import evaluate_model
 from seqgen.metrics.likelihood import nll_metrics, sequence_nll
 from seqgen.models import build_generator, load_generator
 from seqgen.run_folder import export, start_output_dir
-from seqgen.sweep import sweep, tempered_nll
+from seqgen.sweep import DESCRIPTION, sweep, tempered_nll
 from seqgen.train import train
 
 QUIET = ["train.eval_every=1000", "train.save_every=1000", "train.log_every=1000", "train.tensorboard=false"]
@@ -78,8 +78,15 @@ def test_tables_hold_one_row_per_model_and_alpha(swept):
     for row, line in zip(rows, table):
         oracle = row["data_source"] == "oracle"
         metrics = ["nll_oracle", "nll_test"] if oracle else ["bleu5_texygen", "self_bleu5", "nll_test"]
-        assert set(row) == {"model", "path", "data_source", "num_samples", "alpha", *metrics}
-        assert row["num_samples"] == 200
+        assert set(row) == {*DESCRIPTION, *metrics}
+        assert row["num_samples"] == 200 and row["split"] == "test" and row["strategy"] == "sample"
+        assert row["temperature"] == pytest.approx(1 / row["alpha"])
+        # which checkpoint, on which test data, how many sequences
+        assert row["checkpoint_step"] == {"oracle_trained": 150, "oracle_untrained": None, "text/model": 60}[row["model"]]
+        assert row["checkpoint"].endswith("model")
+        assert row["num_test_sequences"] == (64 if oracle else 50)
+        assert row["data"] == ("oracle (synthetic test draw)" if oracle else str(Path(row["checkpoint"]).parents[1] / "test.txt"))
+        assert row["max_new_tokens"] == (None if oracle else 12)
         for key in metrics:
             assert math.isfinite(row[key]) and float(line[key]) == pytest.approx(row[key])
         assert all(line[k] == "" for k in ("bleu5_texygen", "self_bleu5") if oracle)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import datasets
 import pyarrow as pa
+import torch
 
 from seqgen.config import DataConfig, RunConfig
 from seqgen.data.images import check_image
@@ -55,7 +56,19 @@ def configured_splits(data: DataConfig) -> list[str]:
     """The splits this config provides: those with a file (or hub split), or a positive synthetic count."""
     if data.source in SYNTHETIC:
         return [s for s in SPLITS if getattr(data.synthetic, f"num_{s}") > 0]
-    return [s for s in SPLITS if getattr(data, s) is not None]
+    held_out = data.validation_fraction is not None and data.train is not None
+    return [s for s in SPLITS if getattr(data, s) is not None or (s == "validation" and held_out)]
+
+
+def split_origin(data: DataConfig, split: str) -> str:
+    """Where a split's examples come from, in words: its file (or hub split), the part of the training
+    file held out as validation, or the synthetic draw."""
+    if data.source in SYNTHETIC:
+        return f"{data.source} (synthetic {split} draw)"
+    if split == "validation" and data.validation is None and data.validation_fraction is not None:
+        return f"{data.train} (validation_fraction={data.validation_fraction:g} held out)"
+    where = getattr(data, split)
+    return f"hub {data.hub_name}:{where}" if data.source == "hub" else str(where)
 
 
 def split_seed(seed: int, split: str) -> int:
@@ -106,7 +119,25 @@ def load_raw(cfg: RunConfig, splits: Sequence[str] = SPLITS) -> dict[str, RawSpl
         dist = synthetic_distribution(data)
         texts = {s: dist.sample_texts(n, seed=split_seed(cfg.seed, s)) for s, n in counts.items()}
         return {s: RawSplit(datasets.Dataset.from_dict({"text": t})) for s, t in texts.items()}
+    if data.validation_fraction is not None and {"train", "validation"} & set(names):
+        train, validation = hold_out(_load_split(cfg, "train"), data.validation_fraction, cfg.seed)
+        carved = {"train": train, "validation": validation}
+        return {s: carved[s] if s in carved else _load_split(cfg, s) for s in names}
     return {s: _load_split(cfg, s) for s in names}
+
+
+def hold_out(part: RawSplit, fraction: float, seed: int) -> tuple[RawSplit, RawSplit]:
+    """(rest, held out): `fraction` of the rows of `part` (at least one, and one left), drawn by a
+    permutation seeded by `seed` alone, each part in the file's order. Captioning rows are images, so
+    every caption of an image lands on the same side."""
+    n = len(part.rows)
+    if n < 2:
+        raise UserError(f"data.validation_fraction needs at least 2 training examples, the file has {n}")
+    count = min(max(1, round(fraction * n)), n - 1)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(split_seed(seed, "validation")))
+    held = sorted(order[:count].tolist())
+    rest = sorted(order[count:].tolist())
+    return RawSplit(part.rows.select(rest), part.images), RawSplit(part.rows.select(held), part.images)
 
 
 def synthetic_distribution(data: DataConfig) -> ToyDistribution | OracleLSTM | None:

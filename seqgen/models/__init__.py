@@ -19,7 +19,7 @@ from seqgen.errors import UserError
 from seqgen.models.base import Generator
 from seqgen.models.configs import MODEL_FAMILIES, RNNConfig, TransformerConfig
 
-__all__ = ["MODEL_FAMILIES", "Generator", "RNNConfig", "TransformerConfig", "build_generator", "load_generator", "read_model_info", "save_generator"]
+__all__ = ["MODEL_FAMILIES", "Generator", "RNNConfig", "TransformerConfig", "build_generator", "exported_step", "load_generator", "read_model_info", "save_generator"]
 
 MODEL_INFO = "seqgen.json"
 
@@ -36,13 +36,16 @@ def build_generator(cfg: ModelConfig, vocab: Vocab, task: str, image_size: int =
 
 
 def save_generator(model: Generator, directory: str | Path, cfg: ModelConfig, task: str,
-                   image_size: int = 64) -> None:
-    """Write weights and `seqgen.json` into `directory` (the tokenizer is saved by the caller)."""
+                   image_size: int = 64, step: int | None = None) -> None:
+    """Write weights and `seqgen.json` into `directory` (the tokenizer is saved by the caller); `step`,
+    the optimizer steps the weights were trained for, is recorded when known."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     model.save_weights(directory)
     info = {"task": task, "image_size": image_size, "vocab": dataclasses.asdict(model.vocab),
             "model": dataclasses.asdict(cfg)}
+    if step is not None:
+        info["step"] = step
     (directory / MODEL_INFO).write_text(json.dumps(info, indent=2), encoding="utf-8")
 
 
@@ -57,6 +60,16 @@ def read_model_info(directory: str | Path) -> tuple[ModelConfig, Vocab, str, int
                 info["task"], int(info.get("image_size", 64)))
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise UserError(f"{path} is not a valid model description: {e}") from None
+
+
+def exported_step(directory: str | Path) -> int | None:
+    """The training step an exported model folder records (None: not recorded, e.g. an untrained
+    export, or none readable)."""
+    try:
+        step = json.loads((Path(directory) / MODEL_INFO).read_text(encoding="utf-8")).get("step")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return step if isinstance(step, int) else None
 
 
 def load_generator(directory: str | Path) -> tuple[Generator, ModelConfig, str, int]:
