@@ -1,4 +1,4 @@
-"""The `seqgen` command line: train | eval | generate | sweep | experiment | check | demo.
+"""The `seqgen` command line: train | eval | generate | sweep | experiment | reproduce | check | demo.
 
 A mistake in the user's input (bad recipe, bad data, missing file) is printed as one line,
 `seqgen: error: ...`, with exit status 2; nothing already on disk is overwritten.
@@ -225,6 +225,30 @@ def _parser() -> argparse.ArgumentParser:
     h.add_argument("--overwrite", action="store_true", help="replace what --out holds")
     h.set_defaults(run=_experiment_estimators)
 
+    from seqgen.reproduce.benchmark import SIZE_NAMES as REPRODUCTION_SIZES
+    from seqgen.reproduce.catalogue import BENCHMARKS
+
+    r = sub.add_parser("reproduce", help="rerun a published benchmark's table: every objective as a row, the "
+                       "published numbers beside seqgen's, quality-diversity curves")
+    r.add_argument("benchmark", choices=list(BENCHMARKS), metavar="NAME",
+                   help=f"the benchmark: {', '.join(BENCHMARKS)}")
+    r.add_argument("--size", choices=REPRODUCTION_SIZES, default="cpu",
+                   help="paper: the published protocol; cpu: within 45 minutes on 2 CPU cores; tiny: seconds")
+    r.add_argument("--out", default=None, help="folder for the runs, results.json, report.md and the figure "
+                   "(default: runs/reproduce/NAME-SIZE)")
+    r.add_argument("--rows", default=None, help="the rows to train, comma-separated (default: all; teacher "
+                   "forcing is always trained)")
+    r.add_argument("--row", action="append", default=[], metavar="NAME=RECIPE",
+                   help="one more row: a YAML file of recipe keys (e.g. an objective section) laid over the "
+                        "baseline's recipe, trained from the baseline's model; repeatable")
+    r.add_argument("--data-dir", default=None, help="the folder holding the benchmark's data (e.g. "
+                   "seqgan_oracle/oracle_lstm.npz); default: $SEQGEN_DATA")
+    r.add_argument("--resume", action="store_true", help="reuse the rows --out already measured, continue the rest")
+    r.add_argument("--overwrite", action="store_true", help="replace what --out holds")
+    r.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="recipe overrides of every row (ROW.key=value: of one row)")
+    r.set_defaults(run=_reproduce)
+
     d = sub.add_parser("demo", help="the main job on an embedded default, in a few minutes on a CPU")
     d.add_argument("--out", default="runs/demo", help="where to write the demo's runs, reports and figures")
     d.set_defaults(run=_demo)
@@ -383,9 +407,8 @@ def _generate(args: argparse.Namespace) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> None:
-    from seqgen.sweep import DESCRIPTION, sweep
-
     from seqgen.experiments.report import aligned
+    from seqgen.sweep import DESCRIPTION, sweep
 
     rows = sweep(args.paths, args.alphas, args.out, num_samples=args.num_samples, seed=args.seed,
                  data=args.data, overwrite=args.overwrite)
@@ -440,6 +463,22 @@ def _experiment_estimators(args: argparse.Namespace) -> None:
     estimators = tuple(ESTIMATORS) if args.estimators is None else tuple(args.estimators.split(","))
     result = run_estimators(args.out, size=args.size, pis=_numbers(args.pis, "--pis"), estimators=estimators,
                             critics=tuple(args.critics.split(",")), seed=args.seed, overwrite=args.overwrite)
+    _print_study(result)
+
+
+def _reproduce(args: argparse.Namespace) -> None:
+    from seqgen.reproduce import reproduce
+
+    extra = []
+    for item in args.row:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise UserError(f"--row takes NAME=RECIPE.yaml, got {item!r}")
+        extra.append((name, path))
+    out = args.out or f"runs/reproduce/{args.benchmark}-{args.size}"
+    result = reproduce(args.benchmark, out, size=args.size, rows=args.rows.split(",") if args.rows else None,
+                       extra_rows=extra, overrides=args.overrides, data_dir=args.data_dir, resume=args.resume,
+                       overwrite=args.overwrite)
     _print_study(result)
 
 

@@ -5,7 +5,7 @@ import pytest
 from seqgen.cli import _parser, main
 
 COMMANDS = [["train"], ["eval"], ["generate"], ["sweep"], ["check"], ["demo"], ["experiment", "inconsistency"],
-            ["experiment", "js-pi"], ["experiment", "estimators"], ["experiment", "objectives"]]
+            ["experiment", "js-pi"], ["experiment", "estimators"], ["experiment", "objectives"], ["reproduce"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
