@@ -1,6 +1,7 @@
-"""Scheduled sampling: ε = 1 is teacher forcing, ε = 0 feeds the model's own prefix, the cached and
-uncached sequential paths agree, parallel mode is the two-pass scheme, no gradient reaches a model
-token, and training logs and resumes the ε schedule."""
+"""Scheduled sampling: ε = 1 is teacher forcing, ε = 0 feeds the model's own prefix (always sampling),
+the cached and uncached sequential paths agree, parallel mode is the two-pass scheme, no gradient
+reaches a model token, uniform replacement feeds uniform ordinary tokens, and training logs and resumes
+the ε schedule."""
 
 import subprocess
 import sys
@@ -105,6 +106,21 @@ def record(model, method: str) -> list[torch.Tensor]:
     return seen
 
 
+def peaked(model, token: int):
+    """Patch `model` (its step and forward, on the instance) to put all its mass on `token`."""
+    for method in ("step", "forward"):
+        real = getattr(model, method)
+
+        def shifted(*args, real=real, **kwargs):
+            out = real(*args, **kwargs)
+            logits, rest = (out[0], out[1:]) if isinstance(out, tuple) else (out, None)
+            logits = logits + 1000.0 * F.one_hot(torch.tensor(token), logits.shape[-1])
+            return logits if rest is None else (logits, *rest)
+
+        setattr(model, method, shifted)
+    return model
+
+
 def greedy_inputs(model, batch: Batch) -> torch.Tensor:
     """(B, T) the model's own greedy prefix from BOS, with the gold input where the target is padding."""
     inputs = batch.inputs
@@ -121,13 +137,16 @@ def greedy_inputs(model, batch: Batch) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode, feed", [("sequential", "sample"), ("parallel", "softmax")])
+@pytest.mark.parametrize("mode, feed, replacement", [("sequential", "sample", "model"), ("parallel", "softmax", "model"),
+                                                     ("sequential", "sample", "uniform"),
+                                                     ("parallel", "sample", "uniform")])
 @pytest.mark.parametrize("name", list(MODELS))
-def test_epsilon_one_is_teacher_forcing(name, mode, feed):
+def test_epsilon_one_is_teacher_forcing(name, mode, feed, replacement):
     model, task = make_model(name)
     batch = make_batch(task)
     tf = loss_and_grads(TeacherForcing(model), batch)
-    got = loss_and_grads(ScheduledSampling(model, ss(epsilon=1.0, mode=mode, feed=feed)), batch)
+    got = loss_and_grads(ScheduledSampling(model, ss(epsilon=1.0, mode=mode, feed=feed, replacement=replacement)),
+                         batch)
     assert_same(got, tf)
     assert got[1]["model_input_fraction"].item() == 0.0 and got[1]["epsilon"].item() == 1.0
 
@@ -157,6 +176,27 @@ def test_epsilon_zero_feeds_the_models_own_greedy_prefix(name, keys, forward_cal
     assert metrics["model_input_fraction"].item() == 1.0
     assert torch.equal(fed[~batch.target_mask], batch.inputs[~batch.target_mask])
     assert not torch.equal(fed, batch.inputs)
+
+
+@pytest.mark.parametrize("name, keys", [("lm_rnn", {"mode": "sequential"}),
+                                        ("captioning_rnn", {"mode": "sequential"}),
+                                        ("lm_transformer", {"mode": "sequential", "use_cache": False}),
+                                        ("translation_bart", {"mode": "parallel", "passes": 1})])
+def test_always_sampling_feeds_a_model_sample_at_every_position_after_bos(name, keys):
+    """Bengio et al.'s "always sampling" row, as a recipe writes it (a constant ε = 0, sampled feed):
+    every real input after BOS is the model's own sample. The model puts all its mass on one token, so
+    the fed inputs are known."""
+    cfg = load_config(None, ["objective.name=scheduled_sampling", "objective.schedule=constant",
+                             "objective.epsilon=0", "objective.feed=sample"]
+                      + [f"objective.{k}={v}" for k, v in keys.items()]).objective
+    model, task = make_model(name)
+    batch = make_batch(task, lengths=[6, 4, 6, 2, 5, 6])
+    seen = record(peaked(model, 7), "forward")
+    _, metrics = ScheduledSampling(model, cfg)(batch, 10_000, RowNoise("k", None, len(batch)))
+    fed, mixable = seen[-1], batch.target_mask.clone()
+    mixable[:, 0] = False
+    assert metrics["epsilon"].item() == 0.0 and metrics["model_input_fraction"].item() == 1.0
+    assert (fed[mixable] == 7).all() and torch.equal(fed[~mixable], batch.inputs[~mixable])
 
 
 @pytest.mark.parametrize("name", ["lm_transformer", "translation_bart", "captioning_vit"])
@@ -250,6 +290,73 @@ def test_no_gradient_reaches_the_model_tokens(name, mode, feed):
     assert_same(got, (loss.detach(), None, {n: p.grad for n, p in model.named_parameters()}))
 
 
+def chi_square(counts: torch.Tensor) -> float:
+    expected = counts.sum() / len(counts)
+    return float(((counts - expected) ** 2 / expected).sum())
+
+
+@pytest.mark.parametrize("name", ["lm_rnn", "captioning_vit"])
+def test_uniform_replacement_feeds_uniform_ordinary_tokens_in_one_pass(name):
+    """With `replacement: uniform` and ε = 0, every real input after BOS is uniform over the ids other
+    than PAD, BOS and EOS (3 .. 11 here, UNK included), though the model puts all its mass on token 7;
+    the inputs are made without a prediction (no step, one forward pass: the loss pass), and both modes
+    feed the same draws."""
+    model, task = make_model(name)
+    batch = make_batch(task, lengths=[15] * 200 + [3] * 10)  # 200 · 15 + 10 · 3 = 3030 draws
+    seen, steps = record(peaked(model, 7), "forward"), record(model, "step")
+    fed = {}
+    for mode in ("sequential", "parallel"):
+        objective = ScheduledSampling(model, ss(epsilon=0.0, replacement="uniform", mode=mode, passes=3))
+        _, metrics = objective(batch, 0, RowNoise("k", None, len(batch)))
+        assert metrics["model_input_fraction"].item() == 1.0
+        fed[mode] = seen[-1]
+    assert len(seen) == 2 and not steps
+    assert torch.equal(fed["sequential"], fed["parallel"])
+    mixable = batch.target_mask.clone()
+    mixable[:, 0] = False
+    drawn = fed["sequential"][mixable]
+    assert torch.equal(fed["sequential"][~mixable], batch.inputs[~mixable])
+    assert drawn.min() >= 3 and drawn.max() < VOCAB.size  # never PAD (0), BOS (1) or EOS (2)
+    counts = torch.bincount(drawn, minlength=VOCAB.size)[3:].double()
+    # 8 degrees of freedom: P[χ² > 26.12] = 0.001 under uniformity. Feeding the model's sample (all 7s)
+    # gives χ² = 8 · 3030.
+    assert chi_square(counts) < 26.12, counts
+    # A different noise draws other tokens.
+    ScheduledSampling(model, ss(epsilon=0.0, replacement="uniform"))(batch, 0, RowNoise("other", None, len(batch)))
+    assert not torch.equal(seen[-1], fed["sequential"])
+
+
+def test_uniform_replacement_skips_the_special_ids_wherever_they_are():
+    """The special ids need not be the first ones, and BOS may be EOS (GPT-2's tokenizer)."""
+    vocab = Vocab(size=9, pad_id=8, bos_id=4, eos_id=4, unk_id=0)
+    objective = ScheduledSampling(RNNGenerator(vocab, RNNConfig(embedding_dim=8, hidden_dim=8), "lm"),
+                                  ss(replacement="uniform"))
+    drawn = objective._uniform_tokens(torch.Size([700, 10]), torch.device("cpu"), torch.Generator().manual_seed(0))
+    counts = torch.bincount(drawn.flatten(), minlength=vocab.size).double()
+    assert counts[4] == 0 and counts[8] == 0
+    assert chi_square(counts[[0, 1, 2, 3, 5, 6, 7]]) < 22.46  # 6 degrees of freedom, p = 0.001
+
+
+@pytest.mark.parametrize("mode", ["sequential", "parallel"])
+def test_uniform_replacement_keeps_the_loss(mode):
+    """The loss, label smoothing included, and its gradient are those of the cross-entropy of the gold
+    targets on the inputs that were fed, taken as constants."""
+    model, task = make_model("translation_bart")
+    batch = make_batch(task, lengths=[6, 4, 6, 2, 5, 6])
+    seen = record(model, "forward")
+    got = loss_and_grads(ScheduledSampling(model, ss(epsilon=0.5, replacement="uniform", mode=mode,
+                                                     label_smoothing=0.1)), batch, seed=2)
+    fed = seen[-1]
+    assert not torch.equal(fed, batch.inputs) and 0 < got[1]["model_input_fraction"].item() < 1
+    model.zero_grad(set_to_none=True)
+    logits = model(fed, model.encode(batch.context))
+    loss = token_nll(logits, batch.targets, batch.target_mask, 0.1).sum() / batch.target_mask.sum()
+    loss.backward()
+    assert_same(got, (loss.detach(), None, {n: p.grad for n, p in model.named_parameters()}))
+    nll = token_nll(logits.detach(), batch.targets, batch.target_mask).sum() / batch.target_mask.sum()
+    torch.testing.assert_close(got[1]["nll"], nll)
+
+
 @pytest.mark.parametrize("keys, message", [
     ({"mode": "sequential", "feed": "gumbel"}, "objective.feed=gumbel needs objective.mode=parallel"),
     ({"mode": "sequential", "feed": "softmax"}, "objective.feed=softmax needs objective.mode=parallel"),
@@ -257,6 +364,9 @@ def test_no_gradient_reaches_the_model_tokens(name, mode, feed):
     ({"schedule": "exponential", "k": 2.0}, r"objective.k must be in \(0, 1\]"),
     ({"mode": "parallel", "feed": "gumbel", "tau": 0.0}, "objective.tau must be positive"),
     ({"label_smoothing": 1.0}, r"objective.label_smoothing must be in \[0, 1\)"),
+    ({"replacement": "uniform", "feed": "argmax"},
+     "objective.feed=argmax makes an input from the model's prediction, but objective.replacement=uniform"),
+    ({"replacement": "uniform", "mode": "parallel", "feed": "softmax"}, "objective.feed=softmax makes an input"),
 ])
 def test_inconsistent_settings_are_one_line_errors_when_the_config_is_made(keys, message):
     with pytest.raises(UserError, match=message) as info:
@@ -267,13 +377,14 @@ def test_inconsistent_settings_are_one_line_errors_when_the_config_is_made(keys,
         load_config(None, overrides)
 
 
-def test_draws_come_from_the_noise_given_and_rows_draw_alike_in_any_process():
-    """The coins and model tokens come from the RowNoise passed in: the same noise gives the same
-    inputs whatever torch's global generator holds, and a process holding rows 1 and 3 of a global
-    batch of 4 feeds them exactly what one process holding all 4 feeds them."""
+@pytest.mark.parametrize("replacement", ["model", "uniform"])
+def test_draws_come_from_the_noise_given_and_rows_draw_alike_in_any_process(replacement):
+    """The coins and model (or uniform) tokens come from the RowNoise passed in: the same noise gives
+    the same inputs whatever torch's global generator holds, and a process holding rows 1 and 3 of a
+    global batch of 4 feeds them exactly what one process holding all 4 feeds them."""
     model, task = make_model("lm_rnn")
     batch = make_batch(task, lengths=[6, 4, 6, 5])
-    objective = ScheduledSampling(model, ss(epsilon=0.3, feed="sample"))
+    objective = ScheduledSampling(model, ss(epsilon=0.3, feed="sample", replacement=replacement))
     seen = record(model, "forward")
 
     def fed(batch, noise, seed):
@@ -295,7 +406,7 @@ def test_draws_come_from_the_noise_given_and_rows_draw_alike_in_any_process():
 # Through the training loop
 
 
-def run_config(tmp_path: Path, name: str, max_steps: int):
+def run_config(tmp_path: Path, name: str, max_steps: int, *overrides: str):
     words = ["the", "a", "dog", "cat", "runs", "sleeps", "in", "on", "park", "grass", "red", "big"]
     g = torch.Generator().manual_seed(0)
     lines = [" ".join(words[int(i)] for i in torch.randint(len(words), (int(n),), generator=g))
@@ -306,13 +417,15 @@ def run_config(tmp_path: Path, name: str, max_steps: int):
         f"output_dir={tmp_path / name}", f"train.max_steps={max_steps}", "train.log_every=1",
         "train.eval_every=100", "train.save_every=100", "train.num_samples=0", "train.tensorboard=false",
         "model.embedding_dim=8", "model.hidden_dim=8", "model.dropout=0.2", "train.lr=0.01",
-        "objective.name=scheduled_sampling", "objective.schedule=linear", "objective.k=1.0", "objective.c=0.1"])
+        "objective.name=scheduled_sampling", "objective.schedule=linear", "objective.k=1.0", "objective.c=0.1",
+        *overrides])
 
 
-def test_training_logs_the_schedule_and_resumes_it_exactly(tmp_path):
-    whole, _ = train(run_config(tmp_path, "whole", 8))
-    train(run_config(tmp_path, "parts", 4))
-    resumed, _ = train(run_config(tmp_path, "parts", 8), resume=True)
+@pytest.mark.parametrize("overrides", [(), ("objective.replacement=uniform",)])
+def test_training_logs_the_schedule_and_resumes_it_exactly(tmp_path, overrides):
+    whole, _ = train(run_config(tmp_path, "whole", 8, *overrides))
+    train(run_config(tmp_path, "parts", 4, *overrides))
+    resumed, _ = train(run_config(tmp_path, "parts", 8, *overrides), resume=True)
     for (name, a), (_, b) in zip(whole.state_dict().items(), resumed.state_dict().items()):
         torch.testing.assert_close(a, b, atol=0, rtol=0, msg=f"{name} differs after resuming")
 

@@ -13,6 +13,11 @@ Two ways to make the model tokens:
   scheme of Mihaylova & Martins (2019); the model inputs may then also be probability vectors
   (`feed: softmax | gumbel`), fed through the embedding matrix.
 
+`replacement: uniform` (the "uniform scheduled sampling" row of Bengio et al.'s Table 1) feeds, at a
+position the coin gives up, a token drawn uniformly from the vocabulary's ordinary tokens instead of
+one made from the model: the inputs then need no prediction, so both modes make them in one draw and
+take the loss in the single pass with gradient.
+
 The coins and samples come from the micro-batch's `RowNoise` (`seqgen.randomness`), so a resumed run
 draws what the uninterrupted one would have and N processes draw what one does. No gradient flows
 through a coin or a model token: they are made from detached logits.
@@ -45,7 +50,8 @@ SOFT_FEEDS = ("softmax", "gumbel")
 @dataclass
 class ScheduledSamplingConfig(ObjectiveConfig):
     """Scheduled sampling (Bengio et al. 2015): each input is the gold previous token with probability
-    ε, else a token made from the model's own prediction at the previous position."""
+    ε, else a token made from the model's own prediction at the previous position (or, with
+    `replacement: uniform`, a token drawn uniformly from the vocabulary)."""
 
     name: Literal["scheduled_sampling"] = "scheduled_sampling"
     """Which objective trains the generator."""
@@ -69,6 +75,13 @@ class ScheduledSamplingConfig(ObjectiveConfig):
     passes = 1 is the two-pass scheme)."""
     passes: int = 1
     """Parallel mode: mixing passes before the loss pass."""
+    replacement: Literal["model", "uniform"] = "model"
+    """Where the token fed in place of a gold input comes from: `model`, the model's prediction at the
+    previous position (made as `feed` says); `uniform`, a token drawn uniformly from the vocabulary's
+    ordinary tokens (every id but PAD, BOS and EOS; UNK included), whatever the model predicts: the
+    "uniform scheduled sampling" of Bengio et al. (2015). Uniform needs no prediction, so it costs one
+    teacher-forcing pass in either mode (`passes` and `use_cache` then change nothing); `feed` must
+    stay `sample`."""
     feed: Literal["sample", "argmax", "softmax", "gumbel"] = "sample"
     """What replaces a gold input: a token sampled from the prediction, its argmax, or (parallel mode
     only) the embedding mixture weighted by the softmax or by a Gumbel-softmax sample."""
@@ -96,6 +109,10 @@ class ScheduledSamplingConfig(ObjectiveConfig):
         if self.mode == "sequential" and self.feed in SOFT_FEEDS:
             raise UserError(f"objective.feed={self.feed} needs objective.mode=parallel (sequential mode feeds "
                             "tokens: sample or argmax)")
+        if self.replacement == "uniform" and self.feed != "sample":
+            raise UserError(f"objective.feed={self.feed} makes an input from the model's prediction, but "
+                            "objective.replacement=uniform feeds a uniformly drawn token instead: leave feed "
+                            "at sample, or set replacement=model")
         if self.passes < 1:
             raise UserError(f"objective.passes must be >= 1, got {self.passes}")
         if not self.tau > 0:
@@ -121,6 +138,15 @@ class ScheduledSampling(nn.Module, Objective):
         self.generator = generator
         self.cfg = cfg or ScheduledSamplingConfig()
         self.steps_per_epoch = (run or RunInfo()).steps_per_epoch
+        # The ids `replacement: uniform` draws from: all but PAD and BOS, which never follow BOS in an
+        # input, and EOS, which no gold input holds and which ends a decoded sequence, so that an input
+        # holding it is one that inference never reaches (it would not be a "word" of the noise).
+        # UNK stays: it is an ordinary input, standing for the rare words of the data.
+        vocab = generator.vocab
+        self.excluded = sorted({vocab.pad_id, vocab.bos_id, vocab.eos_id} & set(range(vocab.size)))
+        if self.cfg.replacement == "uniform" and vocab.size <= len(self.excluded):
+            raise UserError("objective.replacement=uniform needs a vocabulary with tokens besides PAD, BOS "
+                            "and EOS")
 
     def players(self) -> list[Player]:
         return [Player(self)]
@@ -132,8 +158,8 @@ class ScheduledSampling(nn.Module, Objective):
 
         Returns:
             The loss (mean over target tokens) and detached 0-d metrics: loss, epsilon,
-            model_input_fraction (of the real input positions after BOS, those fed a model token),
-            and nll when label smoothing is on.
+            model_input_fraction (of the real input positions after BOS, those not fed the gold token:
+            a model token, or a uniform one), and nll when label smoothing is on.
         """
         eps = epsilon(self.cfg, step, self.steps_per_epoch)
         mask = batch.target_mask  # (B, T)
@@ -147,7 +173,12 @@ class ScheduledSampling(nn.Module, Objective):
         use_model = mixable & ~(uniform(tuple(mask.shape), mask.device, fork(noise, "coins")) < eps)
 
         memory = self.generator.encode(batch.context)
-        if self.cfg.mode == "parallel":
+        if self.cfg.replacement == "uniform":
+            # The replacements do not depend on the model: sequential and parallel mode feed the same
+            # inputs, made here in one draw for the whole (B, T) grid, and one pass takes the loss.
+            logits = self.generator(torch.where(use_model, self._uniform_tokens(mask.shape, mask.device, made),
+                                                batch.inputs), memory)
+        elif self.cfg.mode == "parallel":
             logits = self._parallel(batch.inputs, use_model, memory, made)
         elif self.cfg.use_cache:
             logits = self._sequential_cached(batch.inputs, use_model, memory, made)
@@ -166,6 +197,17 @@ class ScheduledSampling(nn.Module, Objective):
         return loss, metrics
 
     # -----------------------------------------------------------------------------------------------
+
+    def _uniform_tokens(self, shape: torch.Size, device: torch.device, noise: Source) -> torch.Tensor:
+        """(B, T) ids drawn uniformly from the vocabulary less `excluded`, one uniform per position of
+        the grid."""
+        n = self.generator.vocab.size - len(self.excluded)
+        # floor(u · n) with u in [0, 1) is uniform on 0 .. n - 1 (the clamp guards u · n rounding up
+        # to n in float32); stepping over each excluded id in increasing order maps it onto the others.
+        ids = (uniform(tuple(shape), device, noise) * n).long().clamp_(max=n - 1)
+        for special in self.excluded:
+            ids += ids >= special
+        return ids
 
     def _token(self, logits: torch.Tensor, noise: Source) -> torch.Tensor:
         """Ids (B, ...) made from detached logits (B, ..., V): a sample or the argmax."""
