@@ -15,6 +15,7 @@ import re
 import sys
 from pathlib import Path
 
+from seqgen.allocator import retain_freed_memory
 from seqgen.errors import UserError
 
 SPLITS = ("train", "validation", "test")
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    retain_freed_memory()
     _quiet_libraries(args.verbose)
     try:
         args.run(args)

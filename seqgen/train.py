@@ -31,6 +31,7 @@ from accelerate.utils import ProjectConfiguration, set_seed
 from torch.utils.data import DataLoader
 from transformers import get_scheduler
 
+from seqgen.allocator import retain_freed_memory
 from seqgen.checkpoints import Checkpoints, TrainerState
 from seqgen.config import RunConfig, to_dict
 from seqgen.data import load_data, load_tokenizer
@@ -90,6 +91,7 @@ def _train(cfg: RunConfig, resume: bool, overwrite: bool, accelerator: Accelerat
            lock: RunLock) -> tuple[Generator, dict[str, float]]:
     tc = cfg.train
     out = Path(cfg.output_dir)
+    retain_freed_memory()  # each step's large tensors reused from the heap, not mapped anew by the kernel
     if accelerator is None:
         accelerator = Accelerator(
             cpu=cpu_processes(),
