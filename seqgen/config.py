@@ -297,6 +297,9 @@ class TrainConfig:
         if self.warmup_steps < 0 or self.weight_decay < 0 or self.num_samples < 0:
             name = "warmup_steps" if self.warmup_steps < 0 else "weight_decay" if self.weight_decay < 0 else "num_samples"
             raise UserError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+        if 0 < self.max_steps <= self.warmup_steps:
+            raise UserError(f"train.warmup_steps ({self.warmup_steps}) must be below train.max_steps ({self.max_steps}): "
+                            f"the learning rate would never reach train.lr; shorten the warm-up with the steps")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise UserError(f"train.betas must be two values in [0, 1), got {self.betas}")
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:

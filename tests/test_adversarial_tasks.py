@@ -50,7 +50,7 @@ TASKS = [
          [*(f"data.{split}=recipes/debug/data/{name}.{{lang}}"
             for split, name in (("train", "train"), ("validation", "val"), ("test", "test"))),
           "data.max_tokens=null", "data.batch_size=16", "tokenizer.vocab_size=300", "tokenizer.min_frequency=1",
-          "model.num_layers=1"]),
+          "model.num_layers=1", "train.warmup_steps=0"]),
 ]
 
 

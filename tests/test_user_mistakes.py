@@ -99,6 +99,7 @@ RANGE_CASES = {
     "train.betas=[0.9, 1.0]": "train.betas must be two values in [0, 1)",
     "train.weight_decay=-0.1": "train.weight_decay must be >= 0",
     "train.warmup_steps=-5": "train.warmup_steps must be >= 0",
+    "train.warmup_steps=500": "train.warmup_steps (500) must be below train.max_steps",
     "train.max_grad_norm=0": "train.max_grad_norm must be positive",
     "train.keep_last=0": "train.keep_last must be positive",
     "train.gradient_accumulation_steps=0": "train.gradient_accumulation_steps must be positive",
