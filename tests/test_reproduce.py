@@ -64,7 +64,55 @@ def test_resume_reuses_measured_rows_and_trains_only_what_changed(tiny, seqgen):
     rows = {r["name"]: r for r in after["rows"]}
     assert set(rows) == {*ROWS.split(","), "mine"}  # the user's row, not asked for this time, is kept
     assert rows["mixce"]["recipe"]["objective"]["eta"] == 0.3
+    trained = (out / "runs" / "mixce" / "recipe.yaml").read_text(encoding="utf-8")
+    assert "eta: 0.3" in trained  # trained again with the new recipe, not only measured again
+    assert rows["mixce"]["metrics"] != before["rows"][2]["metrics"]
     assert rows["teacher_forcing"]["metrics"] == before["rows"][0]["metrics"]
+
+
+def test_resume_continues_a_row_stopped_during_training(tmp_path, seqgen, monkeypatch):
+    from seqgen.reproduce import run
+
+    out = tmp_path / "seqgan"
+    calls = []
+    real = run._train_and_measure
+
+    def stop_at_mixce(bench, spec, row, cfg, recipe, resume):
+        calls.append((row.name, resume, run._run_state(run.Path(cfg.output_dir), cfg) if resume else None))
+        if row.name == "mixce" and len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(bench, spec, row, cfg, recipe, resume)
+
+    monkeypatch.setattr(run, "_train_and_measure", stop_at_mixce)
+    first = seqgen("reproduce", "seqgan-oracle", "--size", "tiny", "--out", out, "--rows", "teacher_forcing,mixce")
+    assert first.returncode == 130
+    assert [r["name"] for r in json.loads((out / "results.json").read_text())["rows"]] == ["teacher_forcing"]
+    again = seqgen("reproduce", "seqgan-oracle", "--size", "tiny", "--out", out, "--rows", "teacher_forcing,mixce",
+                   "--resume")
+    assert again.returncode == 0 and "teacher_forcing: measured before, reused" in again.stdout
+    assert calls[-1] == ("mixce", True, "other")  # nothing of mixce on disk: trained, the baseline kept
+    assert (out / "report.md").is_file()
+
+
+def test_a_row_folder_is_continued_only_when_started_with_the_same_recipe(tiny, tmp_path):
+    import dataclasses
+    import shutil
+
+    from seqgen.inference import run_config
+    from seqgen.reproduce.run import _run_state
+
+    out, _ = tiny
+    folder = tmp_path / "teacher_forcing"
+    shutil.copytree(out / "runs" / "teacher_forcing", folder)
+    cfg, _ = run_config(folder)
+    cfg = dataclasses.replace(cfg, output_dir=str(out / "runs" / "teacher_forcing"))  # as recorded
+    assert _run_state(folder, cfg) == "finished"
+    other = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, lr=cfg.train.lr / 2))
+    assert _run_state(folder, other) == "other"
+    shutil.rmtree(folder / "model")  # stopped after a checkpoint, before its export
+    assert _run_state(folder, cfg) == "started"
+    shutil.rmtree(folder / "checkpoints")
+    assert _run_state(folder, cfg) == "other"
 
 
 def test_published_difference_is_signed_and_marks_a_worse_row():

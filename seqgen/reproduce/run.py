@@ -142,6 +142,7 @@ def reproduce(name: str, out_dir: str | Path, *, size: str = "cpu", rows: Sequen
     start = time.perf_counter()
     anchors = bench.anchors(plan.config(bench.baseline)) if bench.anchors else {}
     results: list[RowResult] = []
+    resume_rows = resume
     for i, row in enumerate(plan.rows, 1):
         recipe = plain(plan.recipe(row))
         reused = previous.get(row.name)
@@ -149,9 +150,11 @@ def reproduce(name: str, out_dir: str | Path, *, size: str = "cpu", rows: Sequen
             results.append(reused)
             print(f"[{i}/{len(plan.rows)}] {row.name}: measured before, reused")
             continue
-        if row is bench.baseline:
-            previous = {}  # a baseline trained again: the rows from its model are stale
-        results.append(_train_and_measure(bench, spec, row, plan.config(row), recipe))
+        cfg = plan.config(row)
+        if row is bench.baseline and (not resume or _run_state(Path(cfg.output_dir), cfg) != "finished"):
+            previous, resume_rows = {}, False  # a baseline trained further: the rows from its model are stale
+        results.append(_train_and_measure(bench, spec, row, cfg, recipe,
+                                          resume if row is bench.baseline else resume_rows))
         _compare(bench, results)
         print(f"[{i}/{len(plan.rows)}] {row.name}: {_measures(bench, results[-1])}  "
               f"({results[-1].train_seconds:.0f} s training, {results[-1].measure_seconds:.0f} s measuring)")
@@ -252,18 +255,20 @@ def _check_data(bench: Benchmark, spec: Size, recipe: Recipe) -> None:
                             f"holding {relative}, or {key}=PATH")
 
 
-def _train_and_measure(bench: Benchmark, spec: Size, row: Row, cfg: RunConfig, recipe: Recipe) -> RowResult:
-    """Train the row (continuing its run folder when it holds a checkpoint), then measure it."""
+def _train_and_measure(bench: Benchmark, spec: Size, row: Row, cfg: RunConfig, recipe: Recipe,
+                       resume: bool) -> RowResult:
+    """Train the row, then measure it. With `resume`, a run folder started with this very recipe is
+    continued from its latest checkpoint (or only measured, when it finished); anything else in the
+    folder is replaced."""
     from seqgen.inference import evaluate_model
-    from seqgen.models import exported_step
     from seqgen.train import train
 
     run_dir = Path(cfg.output_dir)
     start = time.perf_counter()
-    if exported_step(run_dir / "model") is None or not (run_dir / "metrics.json").exists():
-        resume = (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir())
+    state = _run_state(run_dir, cfg) if resume else "other"
+    if state != "finished":
         with contextlib.redirect_stdout(io.StringIO()):  # the loop's lines; the reproduction prints its own
-            train(cfg, resume=resume, overwrite=not resume)
+            train(cfg, resume=state == "started", overwrite=state == "other")
     trained = time.perf_counter() - start
     with contextlib.redirect_stdout(io.StringIO()):
         evaluation, _ = evaluate_model(run_dir, split="test", overrides=list(spec.evaluation))
@@ -274,6 +279,25 @@ def _train_and_measure(bench: Benchmark, spec: Size, row: Row, cfg: RunConfig, r
     return RowResult(name=row.name, label=row.label, published_as=row.published, recipe=recipe, run_dir=str(run_dir),
                      metrics=metrics, scored=evaluation.scored, checkpoint=evaluation.checkpoint, curve=curve,
                      train_seconds=round(trained, 1), measure_seconds=round(time.perf_counter() - start - trained, 1))
+
+
+def _run_state(run_dir: Path, cfg: RunConfig) -> str:
+    """"finished" (its model exported), "started" (a checkpoint to continue) or "other" (nothing of this
+    recipe: empty, or started with another recipe) for a row's run folder."""
+    from seqgen.config import from_dict, load_yaml, to_dict
+    from seqgen.models import exported_step
+    from seqgen.run_folder import RECIPE_FILE
+
+    try:
+        saved = from_dict(RunConfig, load_yaml((run_dir / RECIPE_FILE).read_text(encoding="utf-8")))
+    except (OSError, UserError, ValueError):
+        return "other"
+    if to_dict(saved) != to_dict(cfg):
+        return "other"
+    if exported_step(run_dir / "model") is not None and (run_dir / "metrics.json").is_file():
+        return "finished"
+    checkpoints = run_dir / "checkpoints"
+    return "started" if checkpoints.is_dir() and any(checkpoints.iterdir()) else "other"
 
 
 def _sweep(bench: Benchmark, spec: Size, run_dir: Path, cfg: RunConfig) -> list[dict[str, float]]:
