@@ -278,3 +278,26 @@ def test_a_transformers_teacher_of_another_size_is_one_line_through_the_cli(tmp_
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "is a transformers model of 40 tokens; the run's vocabulary has 34" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("task", ["translation", "captioning"])
+def test_conditional_tasks_train_against_a_teacher_and_resume_exactly(task, tmp_path, seqgen):
+    from safetensors.torch import load_file
+
+    recipe = ROOT / f"recipes/debug/{task}.yaml"
+    fast = ["train.num_samples=0", "train.log_every=1", "model.dropout=0"]
+    teacher = tmp_path / "teacher"
+    assert seqgen("train", recipe, f"output_dir={teacher}", "train.max_steps=4", "train.eval_every=4",
+                  *fast).returncode == 0
+    common = [recipe, "objective.name=teacher_js_pi", f"objective.teacher={teacher}", "objective.pi=0.3",
+              "objective.on_policy=0.5", "train.max_steps=4", "train.save_every=2", "train.eval_every=4",
+              "train.export=last", *fast]  # the cut run also evaluates at its first end, which may pick step 2
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    assert seqgen("train", *common, f"output_dir={whole}").returncode == 0
+    assert seqgen("train", *common, f"output_dir={cut}", "train.max_steps=2").returncode == 0
+    assert seqgen("train", *common, f"output_dir={cut}", "--resume").returncode == 0
+    a, b = load_file(whole / "model" / "model.safetensors"), load_file(cut / "model" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    logged = [json.loads(line) for line in (whole / "logs" / "metrics.jsonl").read_text().splitlines()]
+    js = [r["train/js_pi"] for r in logged if "train/js_pi" in r]
+    assert len(js) == 4 and all(0 < v < 0.62 for v in js)  # between 0 and H(0.3) = 0.611 nats
