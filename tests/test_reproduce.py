@@ -162,3 +162,14 @@ def test_every_benchmark_has_every_size_and_a_baseline_first():
         assert set(bench.sizes) == {"paper", "cpu", "tiny"}, name
         assert bench.rows[0].name == "teacher_forcing" and bench.rows[0].published, name
         assert all(r.published is None or r.published in bench.published for r in bench.rows), name
+
+
+def test_a_parallel_corpus_is_checked_side_by_side(tmp_path, seqgen):
+    raw = tmp_path / "data" / "multi30k" / "raw"
+    raw.mkdir(parents=True)
+    for split in ("train", "val", "test_2016_flickr"):
+        for lang in ("de", "en"):
+            (raw / f"{split}.{lang}.gz").write_bytes(b"")
+    (raw / "val.en.gz").unlink()
+    result = seqgen("reproduce", "multi30k", "--size", "cpu", "--data-dir", tmp_path / "data", "--out", tmp_path / "out")
+    assert result.returncode == 2 and f"but {raw / 'val.en.gz'} does not exist" in result.stderr

@@ -7,7 +7,10 @@ import importlib
 from seqgen.errors import UserError
 from seqgen.reproduce.benchmark import Benchmark
 
-BENCHMARKS = {"seqgan-oracle": "seqgen.reproduce.seqgan_oracle"}
+BENCHMARKS = {"seqgan-oracle": "seqgen.reproduce.seqgan_oracle",
+              "coco-text": "seqgen.reproduce.coco_text",
+              "multi30k": "seqgen.reproduce.multi30k",
+              "shapes-captioning": "seqgen.reproduce.shapes_captioning"}
 """Benchmark name to the module defining it (its `BENCHMARK`)."""
 
 

@@ -250,8 +250,11 @@ def _check_data(bench: Benchmark, spec: Size, recipe: Recipe) -> None:
         if path is None:
             raise UserError(f"{bench.name} needs {relative}: pass --data-dir FOLDER holding it (or set "
                             f"{DATA_VARIABLE}), or {key}=PATH")
-        if not Path(path).exists():
-            raise UserError(f"{bench.name} needs {key} = {path}, which does not exist; pass --data-dir FOLDER "
+        # a parallel corpus names its two sides' files with {lang}
+        langs = [lookup(recipe, "data.source_lang"), lookup(recipe, "data.target_lang")] if "{lang}" in path else [""]
+        for missing in (f for f in (path.replace("{lang}", str(lang)) for lang in langs) if not Path(f).exists()):
+            which = "which" if missing == path else f"but {missing}"
+            raise UserError(f"{bench.name} needs {key} = {path}, {which} does not exist; pass --data-dir FOLDER "
                             f"holding {relative}, or {key}=PATH")
 
 
