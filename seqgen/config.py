@@ -137,6 +137,9 @@ class TokenizerConfig:
     """Training: a token must occur this many times to enter the vocabulary."""
     lowercase: bool = False
     """Training: lowercase text before tokenising (and at generation time)."""
+    split_punctuation: bool = False
+    """`word`: split punctuation from words as NLTK's word tokenizer does ("street." -> "street" ".",
+    "man's" -> "man" "'s", "don't" -> "do" "n't"), instead of splitting on whitespace only."""
     name_or_path: str | None = None
     """`pretrained`: a hub name or a local path (a folder or a tokenizer.json)."""
 
@@ -144,6 +147,8 @@ class TokenizerConfig:
         if self.vocab_size < 5:  # the four special tokens (pad, BOS, EOS, unk) and one word
             raise UserError(f"tokenizer.vocab_size must be at least 5 (4 special tokens and a word), got {self.vocab_size}")
         _positive("tokenizer", min_frequency=self.min_frequency)
+        if self.split_punctuation and self.kind != "word":
+            raise UserError(f"tokenizer.split_punctuation applies to tokenizer.kind=word, not {self.kind}")
 
 
 class Tagged:

@@ -261,6 +261,28 @@ def test_multi30k_validation_pairs(tmp_path):
 
 # --- tokenizers --------------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("text, words", [
+    ("A man's dog, don't run.", ["a", "man", "'s", "dog", ",", "do", "n't", "run", "."]),
+    ("An old-fashioned U.S plane (parked)!", ["an", "old-fashioned", "u.s", "plane", "(", "parked", ")", "!"]),
+    ("They're here; we'll go", ["they", "'re", "here", ";", "we", "'ll", "go"]),
+])
+def test_punctuation_is_split_from_words_as_nltk_does(text, words, tmp_path):
+    from seqgen.config import TokenizerConfig
+    from seqgen.data.tokenizer import split_words, train_tokenizer
+
+    assert split_words(text, lowercase=True, split_punctuation=True) == words  # nltk.word_tokenize's, lowercased
+    assert split_words(text, lowercase=False, split_punctuation=False) == text.split()
+    tok = train_tokenizer([text], TokenizerConfig(kind="word", lowercase=True, split_punctuation=True))
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert len(ids) == len(words) and tok.unk_token_id not in ids
+    assert decode(tok, ids) == " ".join(words)
+
+
+def test_punctuation_splitting_is_for_word_tokenizers_only():
+    with pytest.raises(UserError, match="split_punctuation applies to tokenizer.kind=word, not bpe"):
+        load_config(None, ["tokenizer.kind=bpe", "tokenizer.split_punctuation=true"])
+
+
 def test_word_tokenizer_special_ids_min_frequency_lowercase_and_round_trip(tmp_path):
     train = write(tmp_path / "t.txt", "The cat sat .\nthe cat ran .\nA dog\n")
     tok, vocab = build_tokenizer(cfg_of(f"data.train={train}", "tokenizer.min_frequency=2",

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from seqgen.config import TokenizerConfig
@@ -35,7 +35,7 @@ def train_tokenizer(texts: Iterable[str], cfg: TokenizerConfig) -> PreTrainedTok
     specials = list(SPECIAL_TOKENS.values())
     if cfg.kind == "word":
         tok = Tokenizer(models.WordLevel(unk_token=SPECIAL_TOKENS["unk_token"]))
-        tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+        tok.pre_tokenizer = _word_splitter(cfg.split_punctuation)
         trainer = trainers.WordLevelTrainer(vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency,
                                             special_tokens=specials, show_progress=False)
     elif cfg.kind == "bpe":
@@ -50,6 +50,25 @@ def train_tokenizer(texts: Iterable[str], cfg: TokenizerConfig) -> PreTrainedTok
         tok.normalizer = normalizers.Lowercase()
     tok.train_from_iterator(texts, trainer)
     return _wrap(tok)
+
+
+# NLTK's word tokenizer on punctuation: clitics ('s, 're, 've, 'll, 'd, 'm, n't) and punctuation at a
+# word's edge become tokens of their own; inside a word ("old-fashioned", "u.s") it stays
+PUNCTUATION = r"n't\b|'(?:s|re|ve|ll|d|m)\b|(?<!\w)[^\w\s]|[^\w\s](?!\w)"
+
+
+def _word_splitter(split_punctuation: bool) -> pre_tokenizers.PreTokenizer:
+    """Word-level pre-tokenisation: whitespace, then (optionally) punctuation split off the words."""
+    if not split_punctuation:
+        return pre_tokenizers.WhitespaceSplit()
+    return pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(),
+                                    pre_tokenizers.Split(Regex(PUNCTUATION), behavior="isolated")])
+
+
+def split_words(text: str, lowercase: bool, split_punctuation: bool) -> list[str]:
+    """`text` as the words a word-level tokenizer with these settings sees (lowercased, split)."""
+    text = text.lower() if lowercase else text
+    return [word for word, _ in _word_splitter(split_punctuation).pre_tokenize_str(text)]
 
 
 def fixed_tokenizer(symbols: Sequence[str]) -> PreTrainedTokenizerFast:
