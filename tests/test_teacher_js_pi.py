@@ -98,12 +98,11 @@ def test_a_teacher_of_another_vocabulary_or_task_is_one_line(teacher_run, tmp_pa
     assert proc.returncode == 2 and "is a lm model; the run's task is translation" in proc.stderr
 
 
-def test_on_policy_training_through_the_cli_resumes_exactly(teacher_run, tmp_path, seqgen):
+def trained_whole_and_resumed(seqgen, common: list, tmp_path) -> list[float]:
+    """Train `common` (4 steps) at once and as 2 steps then --resume; assert the exported weights are equal;
+    the logged JS_π of each step of the whole run."""
     from safetensors.torch import load_file
 
-    common = [ROOT / "recipes/debug/lm.yaml", "objective.name=teacher_js_pi", f"objective.teacher={teacher_run}",
-              "objective.pi=0.7", "objective.on_policy=0.5", "train.max_steps=4", "train.save_every=2",
-              "train.eval_every=4", "train.log_every=1", "train.num_samples=0", "model.dropout=0"]
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     assert seqgen("train", *common, f"output_dir={whole}").returncode == 0
     assert seqgen("train", *common, f"output_dir={cut}", "train.max_steps=2").returncode == 0
@@ -111,9 +110,16 @@ def test_on_policy_training_through_the_cli_resumes_exactly(teacher_run, tmp_pat
     a, b = load_file(whole / "model" / "model.safetensors"), load_file(cut / "model" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
     logged = [json.loads(line) for line in (whole / "logs" / "metrics.jsonl").read_text().splitlines()]
-    js = [r["train/js_pi"] for r in logged if "train/js_pi" in r]
+    return [r["train/js_pi"] for r in logged if "train/js_pi" in r]
+
+
+def test_on_policy_training_through_the_cli_resumes_exactly(teacher_run, tmp_path, seqgen):
+    common = [ROOT / "recipes/debug/lm.yaml", "objective.name=teacher_js_pi", f"objective.teacher={teacher_run}",
+              "objective.pi=0.7", "objective.on_policy=0.5", "train.max_steps=4", "train.save_every=2",
+              "train.eval_every=4", "train.log_every=1", "train.num_samples=0", "model.dropout=0"]
+    js = trained_whole_and_resumed(seqgen, common, tmp_path)
     assert len(js) == 4 and all(0 < v < 0.61 for v in js)  # between 0 and H(0.7)
-    assert not (whole / "model" / "teacher.safetensors").exists()  # nothing trained beside the student
+    assert not (tmp_path / "whole" / "model" / "teacher.safetensors").exists()  # nothing trained beside the student
 
 
 def test_the_oracle_teacher_is_the_oracles_own_conditionals():
@@ -282,8 +288,6 @@ def test_a_transformers_teacher_of_another_size_is_one_line_through_the_cli(tmp_
 
 @pytest.mark.parametrize("task", ["translation", "captioning"])
 def test_conditional_tasks_train_against_a_teacher_and_resume_exactly(task, tmp_path, seqgen):
-    from safetensors.torch import load_file
-
     recipe = ROOT / f"recipes/debug/{task}.yaml"
     fast = ["train.num_samples=0", "train.log_every=1", "model.dropout=0"]
     teacher = tmp_path / "teacher"
@@ -292,12 +296,5 @@ def test_conditional_tasks_train_against_a_teacher_and_resume_exactly(task, tmp_
     common = [recipe, "objective.name=teacher_js_pi", f"objective.teacher={teacher}", "objective.pi=0.3",
               "objective.on_policy=0.5", "train.max_steps=4", "train.save_every=2", "train.eval_every=4",
               "train.export=last", *fast]  # the cut run also evaluates at its first end, which may pick step 2
-    whole, cut = tmp_path / "whole", tmp_path / "cut"
-    assert seqgen("train", *common, f"output_dir={whole}").returncode == 0
-    assert seqgen("train", *common, f"output_dir={cut}", "train.max_steps=2").returncode == 0
-    assert seqgen("train", *common, f"output_dir={cut}", "--resume").returncode == 0
-    a, b = load_file(whole / "model" / "model.safetensors"), load_file(cut / "model" / "model.safetensors")
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    logged = [json.loads(line) for line in (whole / "logs" / "metrics.jsonl").read_text().splitlines()]
-    js = [r["train/js_pi"] for r in logged if "train/js_pi" in r]
+    js = trained_whole_and_resumed(seqgen, common, tmp_path)
     assert len(js) == 4 and all(0 < v < 0.62 for v in js)  # between 0 and H(0.3) = 0.611 nats
