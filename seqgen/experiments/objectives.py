@@ -54,7 +54,7 @@ from seqgen.experiments.runs import study_folder, train_run
 from seqgen.experiments.sizes import study_size
 from seqgen.metrics.exact import js_pi as js_pi_divergence
 from seqgen.metrics.exact import kl, support_log_probs, toy_metrics
-from seqgen.metrics.frontier import dominated_beyond, lower_envelope
+from seqgen.metrics.frontier import distance_above, dominated_beyond, lower_envelope
 from seqgen.models.base import Generator
 
 ALPHAS = (0.5, 0.67, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 2.5, 3.0)
@@ -421,7 +421,7 @@ class _ToyMeasure:
                  seconds: float) -> Run:
         metrics = toy_metrics(generator, self.toy, pis=(0.5,))
         level = lower_envelope(self.tf_points, metrics["kl_q_p"])
-        distance = _distance(metrics["kl_p_q"], level)
+        distance = distance_above(metrics["kl_p_q"], level, TOLERANCE)
         dense = temperature_curve(generator, self.toy, DENSE_ALPHAS)
         gain, loss = dominated_beyond(_points(dense, "kl_q_p", "kl_p_q"), self.tf_points, self.corner)
         return Run(name=name, method=method, seed=seed, kl_p_q=metrics["kl_p_q"], kl_q_p=metrics["kl_q_p"],
@@ -430,14 +430,6 @@ class _ToyMeasure:
                    beats_tempering=level is None or distance < -TOLERANCE, area_gain=gain, area_loss=loss,
                    curve=[c for c in dense if c["alpha"] in ALPHAS], steps=cfg.train.max_steps,
                    seconds=round(seconds, 2), run_dir=str(cfg.output_dir))
-
-
-def _distance(cost: float, level: float | None) -> float | None:
-    """`cost` minus the curve's `level` there; 0 within `TOLERANCE` (a point on the curve, as teacher
-    forcing's own)."""
-    if level is None:
-        return None
-    return 0.0 if abs(cost - level) <= TOLERANCE else cost - level
 
 
 def _points(curve: Sequence[dict[str, float]], x: str, y: str) -> list[tuple[float, float]]:
@@ -471,7 +463,7 @@ def _oracle_study(plan: _Plan, oracle: OracleLSTM) -> OracleStep:
         curve = curves[str(cfg.output_dir)]
         (own,) = [c for c in curve if c["alpha"] == 1.0]
         level = lower_envelope(tf_points, own["nll_oracle"])
-        distance = _distance(own["nll_test"], level)
+        distance = distance_above(own["nll_test"], level, TOLERANCE)
         gain, loss = dominated_beyond(_points(curve, "nll_oracle", "nll_test"), tf_points, corner)
         runs.append(OracleRun(name=name, method=name, nll_oracle=own["nll_oracle"], nll_test=own["nll_test"],
                               frontier_nll_test=level, distance_to_tf_curve=distance,

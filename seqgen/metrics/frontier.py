@@ -36,6 +36,15 @@ def lower_envelope(curve: Sequence[Point], x: float) -> float | None:
     return None if best == math.inf else best
 
 
+def distance_above(cost: float, level: float | None, tolerance: float) -> float | None:
+    """A point's coverage `cost` minus a curve's `level` at the point's quality (`lower_envelope`):
+    below zero the point lies below the curve; 0 within `tolerance` (a point on the curve, as the
+    curve's own model at α = 1); None where the curve does not reach the point's quality."""
+    if level is None:
+        return None
+    return 0.0 if abs(cost - level) <= tolerance else cost - level
+
+
 def dominated_beyond(curve: Sequence[Point], reference: Sequence[Point], corner: Point) -> tuple[float, float]:
     """(gain, loss): the area of the box below `corner` that `curve` dominates and `reference` does not,
     and the area that `reference` dominates and `curve` does not (units of x times units of y).

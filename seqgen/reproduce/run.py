@@ -29,7 +29,7 @@ from seqgen.experiments.recipes import Recipe, group_overrides, merge, study_con
 from seqgen.experiments.report import Row as ResultRow
 from seqgen.experiments.report import plain
 from seqgen.experiments.runs import study_folder
-from seqgen.metrics.frontier import dominated_beyond, lower_envelope
+from seqgen.metrics.frontier import distance_above, dominated_beyond, lower_envelope
 from seqgen.reproduce.benchmark import SIZE_NAMES, Benchmark, Row, Size, lookup
 from seqgen.reproduce.catalogue import benchmark
 
@@ -325,7 +325,7 @@ def _compare(bench: Benchmark, results: list[RowResult]) -> None:
         points = _costs(plane, row.curve)
         (own,) = [p for p, c in zip(points, row.curve) if c["alpha"] == 1.0]
         level = lower_envelope(reference, own[0])
-        row.distance = None if level is None else (0.0 if abs(own[1] - level) <= TOLERANCE else own[1] - level)
+        row.distance = distance_above(own[1], level, TOLERANCE)
         row.below_baseline_curve = level is None or row.distance < -TOLERANCE
         row.area_gain, row.area_loss = dominated_beyond(points, reference, corner)
     results[0].below_baseline_curve = None
