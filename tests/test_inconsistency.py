@@ -15,7 +15,7 @@ from seqgen.experiments.inconsistency import closed_form_optimum, run_inconsiste
 from seqgen.metrics.exact import kl, product_of_marginals
 
 # A few steps only: the wiring tests need trained runs, not converged ones.
-QUICK = ["train.max_steps=10", "data.synthetic.num_train=500"]
+QUICK = ["train.max_steps=10", "train.warmup_steps=0", "data.synthetic.num_train=500"]
 
 
 def test_closed_form_optimum_interpolates_between_p_and_the_product_of_marginals():
@@ -107,7 +107,7 @@ def test_a_folder_that_holds_something_is_not_overwritten_unless_asked(tmp_path)
 def test_cli_runs_the_study_with_overrides_of_both_sides(tmp_path, capsys):
     out = tmp_path / "study"
     main(["experiment", "inconsistency", "--out", str(out), "--size", "small", "--epsilons", "0",
-          *QUICK, "oracle.train.max_steps=5", "oracle.data.synthetic.num_train=100"])
+          *QUICK, "oracle.train.max_steps=5", "oracle.train.warmup_steps=0", "oracle.data.synthetic.num_train=100"])
     printed = capsys.readouterr().out
     assert "ss_annealed" in printed and "NLL_oracle" in printed and str(out / "report.md") in printed
     saved = json.loads((out / "results.json").read_text())
@@ -127,7 +127,7 @@ def test_the_oracle_runs_read_the_seqgan_weights(tmp_path):
         pytest.skip(f"the SeqGAN oracle weights are not at {weights}")
     oracle = [f"oracle.data.synthetic.weights={weights}", "oracle.data.synthetic.length=20",
               "oracle.data.synthetic.num_train=64", "oracle.data.synthetic.num_test=32",
-              "oracle.train.max_steps=2"]
+              "oracle.train.max_steps=2", "oracle.train.warmup_steps=0"]
     result = run_inconsistency(tmp_path, [*QUICK, *oracle], size="tiny", epsilons=())
     info = result.oracle.oracle
     assert (info["vocab_size"], info["length"], info["weights"]) == (5000, 20, str(weights))

@@ -211,11 +211,12 @@ def test_cli_runs_the_study_and_lists_its_files(tmp_path, capsys):
 @pytest.mark.slow
 def test_demo_runs_both_studies_into_their_own_folders(tmp_path, capsys, monkeypatch):
     small = inconsistency.SIZES["tiny"]
-    inconsistency_size = inconsistency.StudySize("demo", toy=merge(small.toy, {"train": {"max_steps": 10}}),
-                                                 oracle=merge(small.oracle, {"train": {"max_steps": 5}}))
+    inconsistency_size = inconsistency.StudySize("demo", toy=merge(small.toy, {"train": {"max_steps": 10, "warmup_steps": 0}}),
+                                                 oracle=merge(small.oracle, {"train": {"max_steps": 5,
+                                                                                       "warmup_steps": 0}}))
     tiny = js_pi.SIZES["tiny"]
     js_pi_size = dataclasses.replace(tiny, name="demo", continuous=QUICK_GAUSSIANS,
-                                     toy=merge(tiny.toy, {"train": {"max_steps": 10}}),
+                                     toy=merge(tiny.toy, {"train": {"max_steps": 10, "warmup_steps": 0}}),
                                      toy_adversarial=merge(tiny.toy_adversarial, {"train": {"max_steps": 2}}))
     monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # leave the test process's setting alone
     out = tmp_path / "demo"
