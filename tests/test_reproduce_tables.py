@@ -51,8 +51,8 @@ def test_multi30k_tiny_scores_sacrebleu_for_every_row(tmp_path, seqgen):
     assert run.returncode == 0, run.stderr
     results, report = _results(out)
     rows = {r["name"]: r for r in results["rows"]}
-    assert list(rows) == ["teacher_forcing", "scheduled_sampling", "adversarial_pi0.25", "adversarial_pi0.5",
-                          "adversarial_pi0.75", "mixce", "tailr"]
+    assert list(rows) == ["teacher_forcing", "teacher_forcing_continued", "scheduled_sampling", "adversarial_pi0.25",
+                          "adversarial_pi0.5", "adversarial_pi0.75", "mixce", "tailr"]
     for name, row in rows.items():
         assert row["scored"]["split"] == "test" and row["scored"]["num_decoded"] == 40
         assert {"sacrebleu_bleu", "sacrebleu_chrf", "sacrebleu_ter"} <= set(row["metrics"])

@@ -42,6 +42,8 @@ def language_model_rows(*, teacher: bool, published: dict[str, str]) -> tuple[Ro
     """
     rows = [
         Row("teacher_forcing", "teacher forcing (MLE)", published=published.get("teacher_forcing")),
+        # the control: what the rows' extra steps alone give, so that a row is read against it too
+        Row("teacher_forcing_continued", "teacher forcing continued (control)", {"objective": {"name": "teacher_forcing"}}),
         Row("scheduled_sampling", "scheduled sampling, inverse sigmoid", annealed,
             published=published.get("scheduled_sampling")),
         *(Row(f"adversarial_pi{pi:g}", f"JS_π adversarial, π = {pi:g}", {"objective": {**ADVERSARIAL, "pi": pi}},
