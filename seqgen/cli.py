@@ -235,7 +235,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("benchmark", choices=list(BENCHMARKS), metavar="NAME",
                    help=f"the benchmark: {', '.join(BENCHMARKS)}")
     r.add_argument("--size", choices=REPRODUCTION_SIZES, default="cpu",
-                   help="paper: the published protocol; cpu: within 45 minutes on 2 CPU cores; tiny: seconds")
+                   help="paper: the published protocol; cpu: sized for 2 CPU cores; tiny: seconds")
     r.add_argument("--out", default=None, help="folder for the runs, results.json, report.md and the figure "
                    "(default: runs/reproduce/NAME-SIZE)")
     r.add_argument("--rows", default=None, help="the rows to train, comma-separated (default: all; teacher "

@@ -3,7 +3,7 @@
 and a user's own recipe as one more row), measures each as the paper did, and writes the published
 numbers beside seqgen's, with each row's quality–diversity curve against teacher forcing's.
 
-Each benchmark has three sizes: `paper` (the published protocol), `cpu` (within 45 minutes on 2 CPU
+Each benchmark has three sizes: `paper` (the published protocol), `cpu` (sized for 2 CPU
 cores) and `tiny` (for tests). The benchmarks are listed in `seqgen.reproduce.catalogue`.
 """
 

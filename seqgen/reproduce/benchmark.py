@@ -12,7 +12,7 @@ from typing import Any
 from seqgen.experiments.recipes import Recipe
 
 SIZE_NAMES = ("paper", "cpu", "tiny")
-"""Every benchmark's sizes: the published protocol, one that finishes within 45 minutes on 2 CPU cores,
+"""Every benchmark's sizes: the published protocol, one sized for 45 minutes on 2 CPU cores,
 and one for tests."""
 
 

@@ -106,7 +106,7 @@ def reproduce(name: str, out_dir: str | Path, *, size: str = "cpu", rows: Sequen
     Args:
         name: a benchmark of `seqgen.reproduce.catalogue.BENCHMARKS` (`seqgan-oracle`, ...).
         out_dir: the reproduction's folder.
-        size: "paper" (the published protocol), "cpu" (within 45 minutes on 2 CPU cores) or "tiny".
+        size: "paper" (the published protocol), "cpu" (sized for 2 CPU cores) or "tiny".
         rows: the rows to train, by name (None: all); the baseline is always trained.
         extra_rows: (name, recipe file) pairs: a user's method as one more row, its recipe's keys laid
             over the baseline's recipe and the rows' budget, trained from the baseline's model unless the
