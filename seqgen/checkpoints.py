@@ -18,7 +18,7 @@ import os
 import pickle
 import re
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from accelerate import Accelerator
@@ -49,6 +49,9 @@ class TrainerState:
     best_eval: dict | None = None
     """That evaluation's `metrics` and what it `scored` (`seqgen.evaluate.EvalResult`), which
     metrics.json reports when model/ is the best checkpoint."""
+    scalers: list[dict] = field(default_factory=list)
+    """Each player's gradient scaler state (its loss scale and growth count under fp16; empty dicts
+    otherwise), in the order of the objective's players."""
 
 
 class Checkpoints:

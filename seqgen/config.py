@@ -262,7 +262,8 @@ class TrainConfig:
     max_grad_norm: float | None = 1.0
     """Clip the gradient norm (None: no clipping)."""
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
-    """Accelerate mixed precision."""
+    """Autocast of each player's forward and loss to bf16 or fp16 (fp16: a loss scaler per optimizer);
+    weights, optimizer states, logits, losses and metrics stay float32 (seqgen.precision)."""
     log_every: int = 10
     """Log training metrics every this many steps."""
     eval_every: int = 200

@@ -40,6 +40,7 @@ from seqgen.errors import UserError
 from seqgen.evaluate import evaluate, sample_texts
 from seqgen.models import Generator, build_generator, exported_step
 from seqgen.objectives import Objective, Player, RunInfo, build_objective
+from seqgen.precision import Precision
 from seqgen.processes import cpu_processes
 from seqgen.progress import progress
 from seqgen.randomness import RowNoise, noise_key
@@ -95,7 +96,7 @@ def _train(cfg: RunConfig, resume: bool, overwrite: bool, accelerator: Accelerat
     if accelerator is None:
         accelerator = Accelerator(
             cpu=cpu_processes(),
-            mixed_precision=tc.mixed_precision,
+            mixed_precision="no",  # seqgen.precision runs train.mixed_precision itself
             step_scheduler_with_optimizer=False,  # the loop steps the schedule once per optimizer step
             log_with=[JSONLTracker("seqgen", out / "logs")] + (["tensorboard"] if _tensorboard(tc) else []),
             project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs")),
@@ -126,11 +127,15 @@ def _train(cfg: RunConfig, resume: bool, overwrite: bool, accelerator: Accelerat
         start_output_dir(cfg, out, data.tokenizer, accelerator)
     if accelerator.is_main_process:
         lock.take(out)  # a new folder is locked once it exists
-    players = _prepare(objective, tc, accelerator)
+    precision = Precision(tc.mixed_precision, accelerator.device)
+    players = _prepare(objective, tc, accelerator, precision)
     checkpoints = Checkpoints(out, tc.keep_last)
     state = TrainerState()
     if resume:
         state = checkpoints.load(accelerator, checkpoints.latest())
+        for player, scaler_state in zip(players, state.scalers):
+            if scaler_state:  # empty: saved without fp16
+                player.scaler.load_state_dict(scaler_state)
         ended = state.step >= tc.max_steps or _patience_spent(state, tc)
         if ended and finished(out, state.step):
             raise UserError(_finished_message(out, state, tc))
@@ -171,8 +176,8 @@ def _train(cfg: RunConfig, resume: bool, overwrite: bool, accelerator: Accelerat
             warmup = player.spec.warmup if state.step == 0 else 0
             for update in range(player.spec.repeats + warmup):
                 micro = [next(batches) for _ in range(tc.gradient_accumulation_steps)]
-                _update(player, micro, objective, state.step, update, cfg.seed, accelerator, window, nonfinite,
-                        tc.max_grad_norm)
+                _update(player, micro, objective, state.step, update, cfg.seed, accelerator, precision, window,
+                        nonfinite, tc.max_grad_norm)
         state.step += 1
         bar.update(1)
 
@@ -188,6 +193,8 @@ def _train(cfg: RunConfig, resume: bool, overwrite: bool, accelerator: Accelerat
             logs = window.reduce(accelerator)
             for player in players:
                 logs[f"{player.spec.namespace}/lr"] = player.scheduler.get_last_lr()[0]
+                if player.scaler.is_enabled():
+                    logs[f"{player.spec.namespace}/loss_scale"] = player.scaler.get_scale()
             logs["train/epoch"] = state.epoch
             accelerator.log(logs, step=state.step)
             bar.set_postfix(loss=f"{logs.get('train/loss', float('nan')):.4f}")
@@ -207,6 +214,7 @@ def _train(cfg: RunConfig, resume: bool, overwrite: bool, accelerator: Accelerat
                 if stop:
                     bar.write(_stop_message(state, tc))
         if saving or improved or stop:
+            state.scalers = [player.scaler.state_dict() for player in players]
             checkpoints.save(accelerator, state)
         # best/ is written after the checkpoint that records it, so that a run stopped in between finds
         # its best step in its latest checkpoint and writes best/ again from it when resumed
@@ -235,15 +243,17 @@ def _train(cfg: RunConfig, resume: bool, overwrite: bool, accelerator: Accelerat
 
 @dataclass
 class _Prepared:
-    """A player with its module, optimizer and schedule as Accelerate prepared them."""
+    """A player with its module, optimizer and schedule as Accelerate prepared them, and its own
+    gradient scaler (a pass-through unless train.mixed_precision=fp16)."""
 
     spec: Player
     module: torch.nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: Any
+    scaler: torch.amp.GradScaler
 
 
-def _prepare(objective: Objective, tc, accelerator: Accelerator) -> list[_Prepared]:
+def _prepare(objective: Objective, tc, accelerator: Accelerator, precision: Precision) -> list[_Prepared]:
     """The objective's players, each with an AdamW optimizer (train.betas, train.weight_decay) and its
     schedule: train.lr under train.lr_schedule, or the player's own constant rate. Everything is
     prepared in one call, so checkpoints hold every player, optimizer and schedule."""
@@ -258,16 +268,19 @@ def _prepare(objective: Objective, tc, accelerator: Accelerator) -> list[_Prepar
                                        num_training_steps=tc.max_steps))
     prepared = accelerator.prepare(*[spec.module for spec in specs], *optimizers, *schedules)
     n = len(specs)
-    return [_Prepared(spec, prepared[i], prepared[n + i], prepared[2 * n + i]) for i, spec in enumerate(specs)]
+    return [_Prepared(spec, prepared[i], prepared[n + i], prepared[2 * n + i], precision.scaler())
+            for i, spec in enumerate(specs)]
 
 
 def _update(player: _Prepared, micro: list[Batch], objective: Objective, step: int, update: int, seed: int,
-            accelerator: Accelerator, window: _Window, nonfinite: torch.Tensor, max_grad_norm: float | None) -> None:
+            accelerator: Accelerator, precision: Precision, window: _Window, nonfinite: torch.Tensor,
+            max_grad_norm: float | None) -> None:
     """One optimizer update of `player` over the global batches `micro`.
 
     Each process takes its rows of every batch, and each micro-batch's loss is weighted by its share
     of the step's units, so the update is that of one large batch. Sets `nonfinite` (in place) when
-    a loss is NaN or infinite.
+    a loss is NaN or infinite. Under fp16 the player's own scaler scales the loss, unscales the
+    gradients before clipping and skips the update when they overflowed.
     """
     step_weight = sum(objective.weight(b) for b in micro)
     for i, global_batch in enumerate(micro):
@@ -279,16 +292,19 @@ def _update(player: _Prepared, micro: list[Batch], objective: Objective, step: i
                          accelerator.device)
         last = i == len(micro) - 1
         with contextlib.nullcontext() if last else accelerator.no_sync(player.module):
-            loss, metrics = player.module(local, step, noise)
+            with precision.autocast():
+                loss, metrics = player.module(local, step, noise)
             # DDP averages gradients over processes, hence the factor num_processes.
-            accelerator.backward(loss * (weight * accelerator.num_processes / max(step_weight, 1)))
+            accelerator.backward(player.scaler.scale(loss * (weight * accelerator.num_processes / max(step_weight, 1))))
         nonfinite |= ~torch.isfinite(loss.detach())
         window.add(player.spec.namespace, metrics, weight)
         window.tokens += tokens
     if max_grad_norm is not None:
+        player.scaler.unscale_(player.optimizer)
         grad_norm = accelerator.clip_grad_norm_(player.module.parameters(), max_grad_norm)
         window.add(player.spec.namespace, {"grad_norm": grad_norm}, step_weight)
-    player.optimizer.step()
+    player.scaler.step(player.optimizer)
+    player.scaler.update()
     player.scheduler.step()
     player.optimizer.zero_grad(set_to_none=True)
 

@@ -83,7 +83,8 @@ class Generator(nn.Module, ABC):
             memory: what `encode` returned for these B examples.
 
         Returns:
-            (B, T, V) logits for the token after each input position.
+            (B, T, V) logits for the token after each input position, float32 even under autocast
+            (every loss and metric is computed in float32).
         """
 
     @abstractmethod
@@ -96,7 +97,7 @@ class Generator(nn.Module, ABC):
             state: the cache returned by the previous step, or None at the first position.
 
         Returns:
-            (B, V) logits for the next token, and the updated cache.
+            (B, V) float32 logits for the next token, and the updated cache.
         """
 
     def select_state(self, state: Any, index: torch.Tensor) -> Any:

@@ -90,7 +90,7 @@ class Critic(nn.Module):
             context: B contexts for translation/captioning critics; None for language modelling.
 
         Returns:
-            (B,) logits; D = sigmoid(logit) is the probability that a sequence came from the data.
+            (B,) float32 logits; D = sigmoid(logit) is the probability that a sequence came from the data.
         """
         mask = mask.to(torch.bool)
         context_features = self._context_features(context)
@@ -101,7 +101,7 @@ class Critic(nn.Module):
             if context_features is not None:
                 h = torch.cat([h, context_features], dim=-1)
             logits.append(self.head(h).squeeze(-1))
-        return torch.stack(logits).mean(0)
+        return torch.stack(logits).float().mean(0)  # float32 under autocast too, as the losses need
 
     def _context_features(self, context: Context | None) -> Tensor | None:
         """(B, hidden_dim) context features, or None for a language-model critic."""

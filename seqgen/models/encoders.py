@@ -14,11 +14,36 @@ import inspect
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from seqgen.errors import UserError
+from seqgen.precision import recurrent_dtype
 
-RNNS = {"lstm": nn.LSTM, "gru": nn.GRU}
+
+class _Recurrent:
+    """A fused RNN layer that runs in float32 where autocast would send it to a CPU primitive that
+    cannot run in low precision (`seqgen.precision.recurrent_dtype`); same parameters and state dict
+    as torch's layer."""
+
+    def forward(self, input: torch.Tensor | PackedSequence, hx=None):
+        dtype = recurrent_dtype(input.data if isinstance(input, PackedSequence) else input)
+        if dtype is None:
+            return super().forward(input, hx)
+        if hx is not None:
+            hx = tuple(h.to(dtype) for h in hx) if isinstance(hx, tuple) else hx.to(dtype)
+        with torch.autocast("cpu", enabled=False):
+            return super().forward(input.to(dtype), hx)
+
+
+class LSTM(_Recurrent, nn.LSTM):
+    """torch's LSTM, in float32 where low precision cannot run it."""
+
+
+class GRU(_Recurrent, nn.GRU):
+    """torch's GRU, in float32 where low precision cannot run it."""
+
+
+RNNS = {"lstm": LSTM, "gru": GRU}
 
 
 class Attention(nn.Module):

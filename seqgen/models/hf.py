@@ -156,7 +156,7 @@ class HFGenerator(Generator):
         """
         self._check_length(inputs.shape[1])
         logits, _ = self._decode(self._embed(inputs), memory, None, 0, use_cache=False)
-        return logits
+        return logits.float()  # float32 under autocast too: every loss and metric is computed in it
 
     def step(self, inputs: torch.Tensor, memory: EncoderMemory | None,
              state: DecoderState | None) -> tuple[torch.Tensor, DecoderState]:
@@ -173,7 +173,7 @@ class HFGenerator(Generator):
         cache, position = (None, 0) if state is None else (_copy_cache(state.cache), state.position)
         self._check_length(position + 1)
         logits, cache = self._decode(self._embed(inputs[:, None]), memory, cache, position, use_cache=True)
-        return logits[:, -1], DecoderState(cache, position + 1)
+        return logits[:, -1].float(), DecoderState(cache, position + 1)
 
     def select_state(self, state: DecoderState | None, index: torch.Tensor) -> DecoderState | None:
         """Rows `index` (K,) of the cache, e.g. the surviving beams; `state` is left unchanged."""

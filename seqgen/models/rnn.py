@@ -134,9 +134,13 @@ class RNNGenerator(Generator):
         length-one call of the fused module costs several times as much per position.
         """
         rnn, lstm = self.rnn, isinstance(self.rnn, nn.LSTM)
+        # The cell functions are not autocast: they run in the weights' dtype, whatever dtype autocast
+        # gave the input and the bridged initial state.
+        x = x.to(rnn.weight_ih_l0.dtype)
         if state is None:
             zeros = x.new_zeros(rnn.num_layers, x.shape[0], rnn.hidden_size)
             state = (zeros, zeros) if lstm else zeros
+        state = tuple(s.to(x.dtype) for s in state) if lstm else state.to(x.dtype)
         hs, cs = [], []
         for layer in range(rnn.num_layers):
             if layer:  # the module's dropout between layers
@@ -158,4 +162,4 @@ class RNNGenerator(Generator):
         if memory is not None:
             a = self.attention(h, memory["states"], memory["mask"])  # (B, T, D)
             h = torch.tanh(self.combine(torch.cat([h, a], dim=-1)))  # (B, T, H)
-        return self.out(self.proj(self.drop(h)))  # (B, T, V)
+        return self.out(self.proj(self.drop(h))).float()  # (B, T, V), float32 under autocast too

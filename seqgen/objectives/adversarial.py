@@ -167,9 +167,6 @@ class AdversarialConfig(ObjectiveConfig):
         if self.critic.kind == "oracle" and run.data.source != "toy":
             raise UserError("objective.critic.kind=oracle needs data.source=toy (the optimal critic is computed "
                             f"from an enumerable P), got data.source={run.data.source}")
-        if run.train.mixed_precision == "fp16":
-            raise UserError("objective adversarial does not support train.mixed_precision=fp16 (two optimizers "
-                            "would share one loss scaler); use bf16 or no")
 
 
 def build_critic_from(cfg: AdversarialConfig, vocab: Vocab, task: str,
