@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -54,6 +55,37 @@ def test_two_processes_match_one(recipe, objective, tmp_path, monkeypatch):
     assert json.loads((tmp_path / "two" / "logs" / "config.json").read_text())["num_processes"] == 2
     for name in rank0:
         assert torch.equal(rank0[name], rank1[name]), f"ranks differ in {name}"
+        torch.testing.assert_close(rank0[name], single[name], atol=2e-5, rtol=1e-4, msg=f"{name} differs")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_nodes_over_loopback_match_one_process(tmp_path):
+    """2 "nodes" x 1 process each, joined over the loopback interface by `accelerate launch
+    --num_machines 2` (torchrun underneath, node ranks 0 and 1), end with the weights of one process."""
+    accelerate = Path(sys.executable).with_name("accelerate")
+    port = str(_free_port())
+    nodes = [subprocess.Popen(
+        [str(accelerate), "launch", "--multi_gpu", "--num_machines", "2", "--machine_rank", str(rank),
+         "--num_processes", "2", "--main_process_ip", "127.0.0.1", "--main_process_port", port,
+         "--mixed_precision", "no", "--dynamo_backend", "no", "tests/dist_worker.py", "recipes/debug/lm.yaml",
+         str(tmp_path / "two"), *COMMON], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}) for rank in (0, 1)]
+    for rank, node in enumerate(nodes):
+        _, err = node.communicate(timeout=600)
+        assert node.returncode == 0, f"node {rank}: {err[-3000:]}"
+    dist_worker.run("recipes/debug/lm.yaml", str(tmp_path / "one"), *COMMON)
+
+    config = json.loads((tmp_path / "two" / "logs" / "config.json").read_text())
+    assert config["num_processes"] == 2
+    rank0, rank1 = (load_file(tmp_path / "two" / f"rank{r}.safetensors") for r in (0, 1))
+    single = load_file(tmp_path / "one" / "rank0.safetensors")
+    for name in rank0:
+        assert torch.equal(rank0[name], rank1[name]), f"nodes differ in {name}"
         torch.testing.assert_close(rank0[name], single[name], atol=2e-5, rtol=1e-4, msg=f"{name} differs")
 
 
