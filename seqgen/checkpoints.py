@@ -2,7 +2,9 @@
 
 Layout under `<output_dir>/checkpoints/`:
     step-000200/      accelerate `save_state` (weights as safetensors, optimizer, scheduler, RNG
-                      states) + `trainer_state.json` (step, data position, best metric)
+                      states) + `trainer_state.json` (step, data position, best metric); sharded
+                      training (`seqgen.sharding`): the schedules and RNG states from accelerate, the
+                      parameters' and optimizers' shards in shards/, written by every process
     latest            the name of the newest complete checkpoint folder
 
 A checkpoint is written into a temporary folder, then renamed into place, and only then does `latest`
@@ -21,9 +23,11 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import torch
 from accelerate import Accelerator
 
 from seqgen.errors import UserError
+from seqgen.sharding import SHARDS, Sharding
 
 STATE_FILE = "trainer_state.json"
 logger = logging.getLogger(__name__)
@@ -57,9 +61,10 @@ class TrainerState:
 class Checkpoints:
     """Writes, finds and prunes the checkpoints of one run."""
 
-    def __init__(self, output_dir: str | Path, keep_last: int) -> None:
+    def __init__(self, output_dir: str | Path, keep_last: int, sharding: Sharding | None = None) -> None:
         self.root = Path(output_dir) / "checkpoints"
         self.keep_last = max(1, keep_last)
+        self.sharding = sharding
 
     def latest(self) -> Path | None:
         """The checkpoint `latest` names; when that pointer is missing or names no complete checkpoint
@@ -79,7 +84,9 @@ class Checkpoints:
                            pointer, complete[-1].name)
         return complete[-1]
 
-    def save(self, accelerator: Accelerator, state: TrainerState) -> Path:
+    def save(self, accelerator: Accelerator, state: TrainerState,
+             optimizers: list[torch.optim.Optimizer] = ()) -> Path:
+        """Write checkpoint step-N of `state` (with the sharded modules and `optimizers` when sharded)."""
         final = self.root / f"step-{state.step:07d}"
         tmp = self.root / f".tmp-{final.name}"
         if accelerator.is_main_process:
@@ -88,6 +95,8 @@ class Checkpoints:
             tmp.mkdir(parents=True)
         accelerator.wait_for_everyone()
         accelerator.save_state(str(tmp))
+        if self.sharding is not None:
+            self.sharding.save(list(optimizers), tmp)
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             (tmp / STATE_FILE).write_text(json.dumps(asdict(state), indent=2))
@@ -100,9 +109,20 @@ class Checkpoints:
         accelerator.wait_for_everyone()
         return final
 
-    def load(self, accelerator: Accelerator, path: Path) -> TrainerState:
+    def load(self, accelerator: Accelerator, path: Path, optimizers: list[torch.optim.Optimizer] = ()) -> TrainerState:
+        """Read checkpoint `path` into the prepared (or sharded) modules, `optimizers` when sharded, the
+        schedules and RNG states; returns its trainer state."""
+        sharded = (path / SHARDS).is_dir()
+        if sharded and self.sharding is None:
+            raise UserError(f"cannot resume from checkpoint {path}: it holds shards (train.sharding=fsdp); resume "
+                            "it with train.sharding=fsdp, launched as several processes")
+        if self.sharding is not None and not sharded:
+            raise UserError(f"cannot resume from checkpoint {path}: it was written unsharded; resume it with "
+                            "train.sharding=none")
         try:
             accelerator.load_state(str(path))
+            if self.sharding is not None:
+                self.sharding.load(list(optimizers), path)
             return TrainerState(**json.loads((path / STATE_FILE).read_text()))
         except FileNotFoundError as e:
             # Accelerate looks for the safetensors weights, then for a pickled fallback; name the first.

@@ -264,6 +264,12 @@ class TrainConfig:
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
     """Autocast of each player's forward and loss to bf16 or fp16 (fp16: a loss scaler per optimizer);
     weights, optimizer states, logits, losses and metrics stay float32 (seqgen.precision)."""
+    sharding: Literal["none", "fsdp"] = "none"
+    """`fsdp`: shard every player's parameters, gradients and optimizer states over the processes with
+    torch's FSDP2 (`fully_shard`), sampling inside the step included; a player's call gathers the whole
+    model (seqgen.sharding); checkpoints hold each process's shards and exports are whole. Needs
+    several processes (`accelerate launch`; one process trains unsharded, and says so) and an output_dir
+    that every node shares; fp16 is not supported with it (bf16 is)."""
     log_every: int = 10
     """Log training metrics every this many steps."""
     eval_every: int = 200
@@ -303,6 +309,9 @@ class TrainConfig:
         if self.warmup_steps < 0 or self.weight_decay < 0 or self.num_samples < 0:
             name = "warmup_steps" if self.warmup_steps < 0 else "weight_decay" if self.weight_decay < 0 else "num_samples"
             raise UserError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+        if self.sharding == "fsdp" and self.mixed_precision == "fp16":
+            raise UserError("train.sharding=fsdp does not support train.mixed_precision=fp16 (the loss scaler's "
+                            "overflow check would have to agree across shards); use bf16 or no")
         if 0 < self.max_steps <= self.warmup_steps:
             raise UserError(f"train.warmup_steps ({self.warmup_steps}) must be below train.max_steps ({self.max_steps}): "
                             f"the learning rate would never reach train.lr; shorten the warm-up with the steps")

@@ -254,6 +254,16 @@ def export(generator: Generator, tokenizer: PreTrainedTokenizerFast, cfg: RunCon
 
 
 
+def copy_export(source: Path, directory: Path) -> None:
+    """Make `directory` a copy of the export in `source` (what `export` would write from the weights
+    `source` holds), replacing `directory` only once complete."""
+    tmp = directory.with_name(f".tmp-{directory.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp)
+    shutil.rmtree(directory, ignore_errors=True)
+    tmp.rename(directory)
+
+
 def restore(generator: Generator, extras: dict[str, torch.nn.Module], directory: Path) -> None:
     """Load into `generator` and each of `extras` the weights `export` wrote into `directory` (an
     extra without its file there keeps its weights: the objective exported nothing for it)."""

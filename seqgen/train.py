@@ -20,14 +20,15 @@ import contextlib
 import importlib.util
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from accelerate.utils import ProjectConfiguration, set_seed
+from torch.distributed.tensor import DTensor
 from torch.utils.data import DataLoader
 from transformers import get_scheduler
 
@@ -47,6 +48,7 @@ from seqgen.randomness import RowNoise, noise_key
 from seqgen.run_folder import (
     RunLock,
     check_output_dir,
+    copy_export,
     export,
     finished,
     flat_keys,
@@ -58,6 +60,7 @@ from seqgen.run_folder import (
     trim_log,
     write_recipe,
 )
+from seqgen.sharding import Sharding
 from seqgen.tracking import JSONLTracker
 
 SCHEDULES = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine",
@@ -128,11 +131,11 @@ def _train(cfg: RunConfig, resume: bool, overwrite: bool, accelerator: Accelerat
     if accelerator.is_main_process:
         lock.take(out)  # a new folder is locked once it exists
     precision = Precision(tc.mixed_precision, accelerator.device)
-    players = _prepare(objective, tc, accelerator, precision)
-    checkpoints = Checkpoints(out, tc.keep_last)
+    players, sharding = _prepare(objective, generator, tc, accelerator, precision)
+    checkpoints = Checkpoints(out, tc.keep_last, sharding)
     state = TrainerState()
     if resume:
-        state = checkpoints.load(accelerator, checkpoints.latest())
+        state = checkpoints.load(accelerator, checkpoints.latest(), [p.optimizer for p in players])
         for player, scaler_state in zip(players, state.scalers):
             if scaler_state:  # empty: saved without fp16
                 player.scaler.load_state_dict(scaler_state)
@@ -144,8 +147,7 @@ def _train(cfg: RunConfig, resume: bool, overwrite: bool, accelerator: Accelerat
                               f"finishing it")
         else:
             accelerator.print(f"resuming from step {state.step}")
-        if accelerator.is_main_process:
-            _reexport_best(state, generator, data, cfg, objective, out)
+        _reexport_best(state, generator, data, cfg, objective, out, sharding)
         changes, cfg = resume_changes(cfg, out, state.step)
         for line in changes:
             accelerator.print(line)
@@ -176,8 +178,8 @@ def _train(cfg: RunConfig, resume: bool, overwrite: bool, accelerator: Accelerat
             warmup = player.spec.warmup if state.step == 0 else 0
             for update in range(player.spec.repeats + warmup):
                 micro = [next(batches) for _ in range(tc.gradient_accumulation_steps)]
-                _update(player, micro, objective, state.step, update, cfg.seed, accelerator, precision, window,
-                        nonfinite, tc.max_grad_norm)
+                _update(player, micro, objective, state.step, update, cfg.seed, accelerator, precision, sharding,
+                        window, nonfinite, tc.max_grad_norm)
         state.step += 1
         bar.update(1)
 
@@ -201,38 +203,50 @@ def _train(cfg: RunConfig, resume: bool, overwrite: bool, accelerator: Accelerat
             window = _Window(accelerator.device)
         improved = False
         if eval_split and (state.step % tc.eval_every == 0 or end):
-            result = evaluate(generator, data, eval_split, cfg, accelerator,
-                              bleu=cfg.eval.bleu, max_batches=cfg.eval.max_batches, seed=cfg.seed)
+            with _gathered(sharding):
+                result = evaluate(generator, data, eval_split, cfg, accelerator,
+                                  bleu=cfg.eval.bleu, max_batches=cfg.eval.max_batches, seed=cfg.seed)
+                samples = sample_texts(generator, data, cfg, tc.num_samples, accelerator.device, seed=cfg.seed,
+                                       split=eval_split) if tc.num_samples and accelerator.is_main_process else []
             last_eval = {"metrics": result.metrics, "scored": result.scored}
             accelerator.log(result.metrics, step=state.step)
             improved = _track_best(state, last_eval, tc)
             stop = _patience_spent(state, tc) and state.step < tc.max_steps
             if accelerator.is_main_process:
-                _report(bar, state.step, result.metrics, sample_texts(
-                    generator, data, cfg, tc.num_samples, accelerator.device, seed=cfg.seed,
-                    split=eval_split) if tc.num_samples else [])
+                _report(bar, state.step, result.metrics, samples)
                 if stop:
                     bar.write(_stop_message(state, tc))
         if saving or improved or stop:
             state.scalers = [player.scaler.state_dict() for player in players]
-            checkpoints.save(accelerator, state)
+            checkpoints.save(accelerator, state, [p.optimizer for p in players])
         # best/ is written after the checkpoint that records it, so that a run stopped in between finds
         # its best step in its latest checkpoint and writes best/ again from it when resumed
-        if improved and accelerator.is_main_process:
-            export(generator, data.tokenizer, cfg, out / "best", objective.exports(), step=state.step)
+        if improved:
+            _export(generator, data, cfg, objective, out / "best", state.step, sharding)
     bar.close()
 
     exported, measured = _exported(state, tc, last_eval)
     if exported != state.step:  # the best checkpoint, an earlier step: its weights are in best/
         accelerator.wait_for_everyone()
         _check_best(out, exported)
-        restore(generator, objective.exports(), out / "best")
+        if sharding is None:
+            restore(generator, objective.exports(), out / "best")
+    if sharding is None:
+        if accelerator.is_main_process:
+            export(generator, data.tokenizer, cfg, out / "model", objective.exports(), step=exported)
+    else:  # model/ written from the shards or copied from best/, and read back whole on every process
+        if exported == state.step:
+            _export(generator, data, cfg, objective, out / "model", exported, sharding)
+        elif accelerator.is_main_process:
+            copy_export(out / "best", out / "model")
+        accelerator.wait_for_everyone()
+        generator = build_generator(cfg.model, data.vocab, cfg.task, cfg.data.image_size).to(accelerator.device)
+        generator.load_weights(out / "model")
     if measured is None and eval_split is not None:  # a run resumed after its end, or an old checkpoint's
         result = evaluate(generator, data, eval_split, cfg, accelerator, bleu=cfg.eval.bleu,
                           max_batches=cfg.eval.max_batches, seed=cfg.seed)
         measured = {"metrics": result.metrics, "scored": result.scored}
     if accelerator.is_main_process:
-        export(generator, data.tokenizer, cfg, out / "model", objective.exports(), step=exported)
         summary = _summary(state, tc, exported, measured)
         (out / "metrics.json").write_text(json.dumps(summary, indent=2))
         accelerator.print(f"model written to {out / 'model'}: {_exported_words(state, tc, exported)}")
@@ -243,21 +257,34 @@ def _train(cfg: RunConfig, resume: bool, overwrite: bool, accelerator: Accelerat
 
 @dataclass
 class _Prepared:
-    """A player with its module, optimizer and schedule as Accelerate prepared them, and its own
-    gradient scaler (a pass-through unless train.mixed_precision=fp16)."""
+    """A player with its module, optimizer and schedule as Accelerate prepared them (or sharded), the
+    function that runs it, and its own gradient scaler (a pass-through unless train.mixed_precision=fp16)."""
 
     spec: Player
     module: torch.nn.Module
+    call: Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]
+    """(batch, step, noise) -> (loss, metrics): the module as prepared, or through the sharded root."""
     optimizer: torch.optim.Optimizer
     scheduler: Any
     scaler: torch.amp.GradScaler
 
 
-def _prepare(objective: Objective, tc, accelerator: Accelerator, precision: Precision) -> list[_Prepared]:
+def _prepare(objective: Objective, generator: Generator, tc, accelerator: Accelerator,
+             precision: Precision) -> tuple[list[_Prepared], Sharding | None]:
     """The objective's players, each with an AdamW optimizer (train.betas, train.weight_decay) and its
-    schedule: train.lr under train.lr_schedule, or the player's own constant rate. Everything is
-    prepared in one call, so checkpoints hold every player, optimizer and schedule."""
+    schedule: train.lr under train.lr_schedule, or the player's own constant rate; and the sharding of
+    their modules under train.sharding=fsdp (None: unsharded). Unsharded, everything is prepared in one
+    call, so checkpoints hold every player, optimizer and schedule; sharded, the modules are sharded
+    before their optimizers are made, and Accelerate prepares the schedules alone."""
     specs = objective.players()
+    sharding = None
+    if tc.sharding == "fsdp" and accelerator.num_processes == 1:
+        accelerator.print("train.sharding=fsdp with one process: nothing to shard; training unsharded")
+    elif tc.sharding == "fsdp":
+        for spec in specs:
+            spec.module.to(accelerator.device)
+        sharding = Sharding([spec.module for spec in specs], [generator, *objective.exports().values()],
+                            accelerator.is_main_process)
     optimizers, schedules = [], []
     for spec in specs:
         opt = torch.optim.AdamW(spec.module.parameters(), lr=tc.lr if spec.lr is None else spec.lr,
@@ -266,15 +293,20 @@ def _prepare(objective: Objective, tc, accelerator: Accelerator, precision: Prec
         schedules.append(get_scheduler("constant", opt) if spec.lr is not None else
                          get_scheduler(SCHEDULES[tc.lr_schedule], opt, num_warmup_steps=tc.warmup_steps,
                                        num_training_steps=tc.max_steps))
-    prepared = accelerator.prepare(*[spec.module for spec in specs], *optimizers, *schedules)
     n = len(specs)
-    return [_Prepared(spec, prepared[i], prepared[n + i], prepared[2 * n + i], precision.scaler())
-            for i, spec in enumerate(specs)]
+    if sharding is not None:
+        schedules = accelerator.prepare(*schedules)
+        schedules = list(schedules) if n > 1 else [schedules]  # prepare returns one object unpacked
+        return [_Prepared(spec, spec.module, sharding.call(i), optimizers[i], schedules[i], precision.scaler())
+                for i, spec in enumerate(specs)], sharding
+    prepared = accelerator.prepare(*[spec.module for spec in specs], *optimizers, *schedules)
+    return [_Prepared(spec, prepared[i], prepared[i], prepared[n + i], prepared[2 * n + i], precision.scaler())
+            for i, spec in enumerate(specs)], None
 
 
 def _update(player: _Prepared, micro: list[Batch], objective: Objective, step: int, update: int, seed: int,
-            accelerator: Accelerator, precision: Precision, window: _Window, nonfinite: torch.Tensor,
-            max_grad_norm: float | None) -> None:
+            accelerator: Accelerator, precision: Precision, sharding: Sharding | None, window: _Window,
+            nonfinite: torch.Tensor, max_grad_norm: float | None) -> None:
     """One optimizer update of `player` over the global batches `micro`.
 
     Each process takes its rows of every batch, and each micro-batch's loss is weighted by its share
@@ -291,9 +323,11 @@ def _update(player: _Prepared, micro: list[Batch], objective: Objective, step: i
         noise = RowNoise(noise_key(seed, step, player.spec.namespace, update, i), rows, len(global_batch),
                          accelerator.device)
         last = i == len(micro) - 1
-        with contextlib.nullcontext() if last else accelerator.no_sync(player.module):
+        if sharding is not None:
+            sharding.set_gradient_sync(last)
+        with contextlib.nullcontext() if last or sharding else accelerator.no_sync(player.module):
             with precision.autocast():
-                loss, metrics = player.module(local, step, noise)
+                loss, metrics = player.call(local, step, noise)
             # DDP averages gradients over processes, hence the factor num_processes.
             accelerator.backward(player.scaler.scale(loss * (weight * accelerator.num_processes / max(step_weight, 1))))
         nonfinite |= ~torch.isfinite(loss.detach())
@@ -302,6 +336,8 @@ def _update(player: _Prepared, micro: list[Batch], objective: Objective, step: i
     if max_grad_norm is not None:
         player.scaler.unscale_(player.optimizer)
         grad_norm = accelerator.clip_grad_norm_(player.module.parameters(), max_grad_norm)
+        if isinstance(grad_norm, DTensor):  # sharded gradients: the norm over every shard
+            grad_norm = grad_norm.full_tensor()
         window.add(player.spec.namespace, {"grad_norm": grad_norm}, step_weight)
     player.scaler.step(player.optimizer)
     player.scaler.update()
@@ -401,11 +437,29 @@ def _finished_message(out: Path, state: TrainerState, tc) -> str:
 
 
 def _reexport_best(state: TrainerState, generator: Generator, data, cfg: RunConfig, objective: Objective,
-                   out: Path) -> None:
+                   out: Path, sharding: Sharding | None) -> None:
     """Write best/ from a resumed checkpoint that is the best one when best/ does not hold it yet (the
-    run stopped between that checkpoint and the export that follows it)."""
+    run stopped between that checkpoint and the export that follows it). Every process calls it."""
     if state.best_step == state.step and exported_step(out / "best") != state.step:
-        export(generator, data.tokenizer, cfg, out / "best", objective.exports(), step=state.step)
+        _export(generator, data, cfg, objective, out / "best", state.step, sharding)
+
+
+def _export(generator: Generator, data, cfg: RunConfig, objective: Objective, directory: Path, step: int,
+            sharding: Sharding | None) -> None:
+    """`export` the generator and the objective's exported modules to `directory` from the main process,
+    read whole from their shards when sharded. Every process calls it (gathering shards is collective)."""
+    if sharding is None:
+        if PartialState().is_main_process:
+            export(generator, data.tokenizer, cfg, directory, objective.exports(), step=step)
+        return
+    with sharding.whole() as modules:
+        if modules is not None:
+            export(modules[0], data.tokenizer, cfg, directory, dict(zip(objective.exports(), modules[1:])), step=step)
+
+
+def _gathered(sharding: Sharding | None) -> contextlib.AbstractContextManager:
+    """The sharded parameters whole for the duration (evaluation, samples); nothing when unsharded."""
+    return contextlib.nullcontext() if sharding is None else sharding.gathered()
 
 
 def _exported(state: TrainerState, tc, last_eval: dict | None) -> tuple[int, dict | None]:
