@@ -105,7 +105,9 @@ class Sharding:
             return
         twin = copy.deepcopy(self.twin)
         tied = _tied_names(twin)
-        twin.load_state_dict(full, assign=True)  # a new tensor per name: ties are made again below
+        # Each tensor gets storage of its own (gathered ones may be views of one buffer, which safetensors
+        # refuses to save), and so a tensor per name: ties are made again below.
+        twin.load_state_dict({k: v.clone() for k, v in full.items()}, assign=True)
         for first, *others in tied:
             for name in others:
                 owner, _, attribute = name.rpartition(".")

@@ -10,7 +10,8 @@ import os
 import sys
 from pathlib import Path
 
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
+from torch.distributed.tensor import DTensor
 
 import seqgen.objectives
 from seqgen.config import load_config
@@ -39,7 +40,11 @@ def run(recipe: str, out: str, *overrides: str) -> None:
     assert len(built) == 1, f"expected one objective built, got {len(built)}"
     state = {k: v.detach().clone() for k, v in generator.state_dict().items()}  # tied weights: own copies
     for name, module in built[0].exports().items():
-        state.update({f"{name}.{k}": v.detach().clone() for k, v in module.state_dict().items()})
+        if any(isinstance(p, DTensor) for p in module.parameters()):  # sharded: as the run exported it whole
+            exported = load_file(Path(out) / "model" / f"{name}.safetensors")
+            state.update({f"{name}.{k}": v for k, v in exported.items()})
+        else:
+            state.update({f"{name}.{k}": v.detach().clone() for k, v in module.state_dict().items()})
     save_file(state, str(Path(out) / f"rank{os.environ.get('RANK', '0')}.safetensors"))
 
 
