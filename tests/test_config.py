@@ -106,8 +106,8 @@ def test_bad_recipe_files(tmp_path):
     (["data.source=toy", "model.family=transformer", "model.max_positions=10"], "max_positions"),
     (["data.source=text", "data.train=x", "objective.name=adversarial", "objective.critic.kind=oracle"],
      "objective.critic.kind=oracle needs data.source=toy"),
-    (["data.source=toy", "objective.name=adversarial", "train.mixed_precision=fp16"],
-     "does not support train.mixed_precision=fp16"),
+    (["data.source=toy", "train.sharding=fsdp", "train.mixed_precision=fp16"],
+     "train.sharding=fsdp does not support train.mixed_precision=fp16"),
 ])
 def test_inconsistent_recipes(overrides, message):
     with pytest.raises(UserError, match=message):
