@@ -2,7 +2,8 @@
 and the training state each process holds (parameters, gradients, AdamW moments).
 
     python benchmarks/bench_sharding.py                      # 2 gloo processes on a CPU, GPT-2 debug size
-    python benchmarks/bench_sharding.py --processes 8 --recipe recipes/lm/coco_transformer.yaml --multi-gpu
+    python benchmarks/bench_sharding.py --recipe recipes/debug/lm_transformer.yaml model.hidden_size=256 \
+        model.num_hidden_layers=4 model.num_attention_heads=4  # a model whose step outweighs the collectives
 
 Step time: `seqgen train RECIPE` under `accelerate launch`, train.sharding none then fsdp, `--rounds`
 pairs; the tokens per second of each run's log windows after the first (the first holds start-up). Memory:
@@ -41,13 +42,14 @@ def step_time(args: argparse.Namespace, sharding: str, out: Path) -> float:
     window = args.steps // 4
     _launch(args, ["-m", "seqgen", "train", args.recipe, f"output_dir={out}", f"train.max_steps={args.steps}",
                    f"train.log_every={window}", f"train.eval_every={10 * args.steps}", f"train.save_every={10 * args.steps}",
-                   "train.num_samples=0", "train.tensorboard=false", f"train.sharding={sharding}", "--overwrite"])
+                   "train.num_samples=0", "train.tensorboard=false", f"train.sharding={sharding}", *args.overrides,
+                   "--overwrite"])
     records = [json.loads(line) for line in (out / "logs" / "metrics.jsonl").read_text().splitlines()]
     rates = [r["train/tokens_per_second"] for r in records if "train/tokens_per_second" in r][1:]
     return statistics.mean(rates)
 
 
-def memory_worker(recipe: str, sharding: str, out: str) -> None:
+def memory_worker(recipe: str, sharding: str, out: str, *overrides: str) -> None:
     """Under the launcher: this process's training-state bytes after one step, written to out/RANK.json."""
     import torch
     from accelerate import Accelerator
@@ -59,7 +61,7 @@ def memory_worker(recipe: str, sharding: str, out: str) -> None:
     from seqgen.sharding import Sharding
 
     accelerator = Accelerator(cpu=cpu_processes())
-    cfg = load_config(recipe, [])
+    cfg = load_config(recipe, list(overrides))
     vocab = Vocab(size=cfg.tokenizer.vocab_size if cfg.tokenizer.kind != "fixed" else 1000, pad_id=0, bos_id=1,
                   eos_id=2, unk_id=3)
     torch.manual_seed(0)
@@ -90,14 +92,14 @@ def memory_worker(recipe: str, sharding: str, out: str) -> None:
 def memory(args: argparse.Namespace, sharding: str, out: Path) -> dict[str, float]:
     """The largest per-process byte counts over the processes, in MB."""
     out.mkdir(parents=True, exist_ok=True)
-    _launch(args, [__file__, "--memory-worker", args.recipe, sharding, str(out)])
+    _launch(args, [__file__, "--memory-worker", args.recipe, sharding, str(out), *args.overrides])
     counts = [json.loads((out / f"{r}.json").read_text()) for r in range(args.processes)]
     return {k: max(c[k] for c in counts) / 1e6 for k in counts[0]}
 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--memory-worker":
-        memory_worker(*sys.argv[2:5])
+        memory_worker(*sys.argv[2:])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", default="recipes/debug/lm_transformer.yaml")
@@ -106,6 +108,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200, help="optimizer steps per timed run (4 log windows)")
     parser.add_argument("--rounds", type=int, default=2, help="DDP/FSDP pairs, alternated")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("overrides", nargs="*", help="recipe overrides for both runs, e.g. model.hidden_size=256")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -115,11 +118,11 @@ def main() -> None:
                 rates[mode].append(step_time(args, mode, Path(tmp) / f"time-{mode}"))
         mem = {mode: memory(args, mode, Path(tmp) / f"memory-{mode}") for mode in ("none", "fsdp")}
     speed = {mode: statistics.median(r) for mode, r in rates.items()}
-    result = {"recipe": args.recipe, "processes": args.processes, "threads": args.threads, "steps": args.steps,
+    result = {"recipe": args.recipe, "overrides": args.overrides, "processes": args.processes, "threads": args.threads, "steps": args.steps,
               "tokens_per_second": rates, "step_time_fsdp_over_ddp": speed["none"] / speed["fsdp"],
               "memory_mb": mem,
               "memory_fsdp_over_ddp": {k: mem["fsdp"][k] / mem["none"][k] for k in mem["none"]}}
-    print(f"{args.recipe}, {args.processes} processes x {args.threads} threads, {args.steps} steps, "
+    print(f"{args.recipe} {' '.join(args.overrides)}, {args.processes} processes x {args.threads} threads, {args.steps} steps, "
           f"{args.rounds} rounds")
     print(f"tokens/s  DDP {speed['none']:,.0f}  FSDP2 {speed['fsdp']:,.0f}  step time FSDP2/DDP "
           f"{result['step_time_fsdp_over_ddp']:.2f} (target <= 1.5)")

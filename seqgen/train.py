@@ -287,8 +287,10 @@ def _prepare(objective: Objective, generator: Generator, tc, accelerator: Accele
                             accelerator.is_main_process)
     optimizers, schedules = [], []
     for spec in specs:
+        # sharded: one multi-tensor update per step, not a DTensor dispatch per parameter and operation
         opt = torch.optim.AdamW(spec.module.parameters(), lr=tc.lr if spec.lr is None else spec.lr,
-                                betas=tuple(tc.betas), weight_decay=tc.weight_decay)
+                                betas=tuple(tc.betas), weight_decay=tc.weight_decay,
+                                foreach=True if sharding is not None else None)
         optimizers.append(opt)
         schedules.append(get_scheduler("constant", opt) if spec.lr is not None else
                          get_scheduler(SCHEDULES[tc.lr_schedule], opt, num_warmup_steps=tc.warmup_steps,
