@@ -3,6 +3,8 @@
     python benchmarks/bench_train.py                  # GPT-2 6x512 and LSTM 512, batch 8, seq 64, CPU
     python benchmarks/bench_train.py --quick          # tiny models, a few steps: a smoke run
     python benchmarks/bench_train.py --device cuda --mixed-precision bf16 --batch-size 64
+    python benchmarks/bench_train.py --device cuda --mixed-precision bf16 --models gpt2 --batch-size 32 \
+        --layers 24 --width 1024 --heads 16 --vocab 50257   # GPT-2-medium sized: MFU in bf16
 
 Both sides train the same model (same config, same seed) on the same batches of the embedded oracle
 source with the recipe's AdamW settings, gradient clipping at 1.0 and the same number of steps, in this
@@ -89,6 +91,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, help="untimed steps, also seqgen's log window (default 2)")
     parser.add_argument("--steps", type=int, help="timed steps, a multiple of --warmup (default 10)")
     parser.add_argument("--rounds", type=int, help="reference/seqgen pairs per model (default 6)")
+    parser.add_argument("--layers", type=int, help="GPT-2 blocks (default 6; quick 2)")
+    parser.add_argument("--width", type=int, help="GPT-2 width (default 512; quick 64)")
+    parser.add_argument("--heads", type=int, help="GPT-2 attention heads (default 8; quick 2)")
+    parser.add_argument("--vocab", type=int, help="vocabulary of the oracle and both models (default 5000; quick 500)")
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
