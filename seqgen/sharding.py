@@ -13,7 +13,7 @@ user gets. Sampling inside the training step is what makes this more than wrappi
   layer is then a collective, and rollouts stop at EOS after a number of positions that differs between
   processes: the processes would wait on each other forever. So parameters, gradients and optimizer
   states are sharded between steps (the bulk of the memory, with AdamW's two moments), and a player's
-  call holds the whole model, as ZeRO-2 does.
+  call holds the whole model (ZeRO-3 with the whole model as one unit).
 - Outside a player's call (evaluation, samples, exports) `Sharding.gathered()` gathers the parameters
   for the duration and frees them after: no process keeps a full copy.
 - Exports read a full state dict, assembled on the main process on the CPU (`get_model_state_dict`), into
