@@ -61,10 +61,13 @@ class TrainerState:
 class Checkpoints:
     """Writes, finds and prunes the checkpoints of one run."""
 
-    def __init__(self, output_dir: str | Path, keep_last: int, sharding: Sharding | None = None) -> None:
+    def __init__(self, output_dir: str | Path, keep_last: int, sharding: Sharding | None = None,
+                 optimizers: list[torch.optim.Optimizer] = ()) -> None:
+        """`sharding` and `optimizers`: what a sharded run's checkpoints hold besides accelerate's state."""
         self.root = Path(output_dir) / "checkpoints"
         self.keep_last = max(1, keep_last)
         self.sharding = sharding
+        self.optimizers = list(optimizers)
 
     def latest(self) -> Path | None:
         """The checkpoint `latest` names; when that pointer is missing or names no complete checkpoint
@@ -84,9 +87,8 @@ class Checkpoints:
                            pointer, complete[-1].name)
         return complete[-1]
 
-    def save(self, accelerator: Accelerator, state: TrainerState,
-             optimizers: list[torch.optim.Optimizer] = ()) -> Path:
-        """Write checkpoint step-N of `state` (with the sharded modules and `optimizers` when sharded)."""
+    def save(self, accelerator: Accelerator, state: TrainerState) -> Path:
+        """Write checkpoint step-N of `state` (with the sharded modules and their optimizers when sharded)."""
         final = self.root / f"step-{state.step:07d}"
         tmp = self.root / f".tmp-{final.name}"
         if accelerator.is_main_process:
@@ -96,7 +98,7 @@ class Checkpoints:
         accelerator.wait_for_everyone()
         accelerator.save_state(str(tmp))
         if self.sharding is not None:
-            self.sharding.save(list(optimizers), tmp)
+            self.sharding.save(self.optimizers, tmp)
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             (tmp / STATE_FILE).write_text(json.dumps(asdict(state), indent=2))
@@ -109,9 +111,9 @@ class Checkpoints:
         accelerator.wait_for_everyone()
         return final
 
-    def load(self, accelerator: Accelerator, path: Path, optimizers: list[torch.optim.Optimizer] = ()) -> TrainerState:
-        """Read checkpoint `path` into the prepared (or sharded) modules, `optimizers` when sharded, the
-        schedules and RNG states; returns its trainer state."""
+    def load(self, accelerator: Accelerator, path: Path) -> TrainerState:
+        """Read checkpoint `path` into the prepared (or sharded) modules and optimizers, the schedules and
+        RNG states; returns its trainer state."""
         sharded = (path / SHARDS).is_dir()
         if sharded and self.sharding is None:
             raise UserError(f"cannot resume from checkpoint {path}: it holds shards (train.sharding=fsdp); resume "
@@ -122,7 +124,7 @@ class Checkpoints:
         try:
             accelerator.load_state(str(path))
             if self.sharding is not None:
-                self.sharding.load(list(optimizers), path)
+                self.sharding.load(self.optimizers, path)
             return TrainerState(**json.loads((path / STATE_FILE).read_text()))
         except FileNotFoundError as e:
             # Accelerate looks for the safetensors weights, then for a pickled fallback; name the first.

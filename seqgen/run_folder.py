@@ -13,9 +13,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 
 try:
     import fcntl
@@ -241,25 +243,28 @@ def export(generator: Generator, tokenizer: PreTrainedTokenizerFast, cfg: RunCon
     """Write the generator in `save_pretrained` style (recording `step`, the optimizer steps it was
     trained for), and each of `extras` as NAME.safetensors beside it, replacing `directory` only once
     complete."""
-    tmp = directory.with_name(f".tmp-{directory.name}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_generator(generator, tmp, cfg.model, cfg.task, cfg.data.image_size, step=step)
-    save_tokenizer(tokenizer, tmp)
-    for name, module in (extras or {}).items():
-        save_file({k: v.detach().contiguous().clone() for k, v in module.state_dict().items()},
-                  str(tmp / f"{name}.safetensors"))
-    usual_permissions(tmp)
-    shutil.rmtree(directory, ignore_errors=True)
-    tmp.rename(directory)
-
+    with _replacing(directory) as tmp:
+        save_generator(generator, tmp, cfg.model, cfg.task, cfg.data.image_size, step=step)
+        save_tokenizer(tokenizer, tmp)
+        for name, module in (extras or {}).items():
+            save_file({k: v.detach().contiguous().clone() for k, v in module.state_dict().items()},
+                      str(tmp / f"{name}.safetensors"))
+        usual_permissions(tmp)
 
 
 def copy_export(source: Path, directory: Path) -> None:
     """Make `directory` a copy of the export in `source` (what `export` would write from the weights
     `source` holds), replacing `directory` only once complete."""
+    with _replacing(directory) as tmp:
+        shutil.copytree(source, tmp)
+
+
+@contextlib.contextmanager
+def _replacing(directory: Path) -> Iterator[Path]:
+    """A fresh temporary folder beside `directory` to fill, which then replaces `directory`."""
     tmp = directory.with_name(f".tmp-{directory.name}")
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(source, tmp)
+    yield tmp
     shutil.rmtree(directory, ignore_errors=True)
     tmp.rename(directory)
 

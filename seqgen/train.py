@@ -132,10 +132,10 @@ def _train(cfg: RunConfig, resume: bool, overwrite: bool, accelerator: Accelerat
         lock.take(out)  # a new folder is locked once it exists
     precision = Precision(tc.mixed_precision, accelerator.device)
     players, sharding = _prepare(objective, generator, tc, accelerator, precision)
-    checkpoints = Checkpoints(out, tc.keep_last, sharding)
+    checkpoints = Checkpoints(out, tc.keep_last, sharding, [p.optimizer for p in players])
     state = TrainerState()
     if resume:
-        state = checkpoints.load(accelerator, checkpoints.latest(), [p.optimizer for p in players])
+        state = checkpoints.load(accelerator, checkpoints.latest())
         for player, scaler_state in zip(players, state.scalers):
             if scaler_state:  # empty: saved without fp16
                 player.scaler.load_state_dict(scaler_state)
@@ -218,7 +218,7 @@ def _train(cfg: RunConfig, resume: bool, overwrite: bool, accelerator: Accelerat
                     bar.write(_stop_message(state, tc))
         if saving or improved or stop:
             state.scalers = [player.scaler.state_dict() for player in players]
-            checkpoints.save(accelerator, state, [p.optimizer for p in players])
+            checkpoints.save(accelerator, state)
         # best/ is written after the checkpoint that records it, so that a run stopped in between finds
         # its best step in its latest checkpoint and writes best/ again from it when resumed
         if improved:

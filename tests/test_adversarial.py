@@ -91,8 +91,8 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, monkeypatch, estimato
 
     real_save = Checkpoints.save
 
-    def save_then_die(self, accelerator, state, *args):
-        path = real_save(self, accelerator, state, *args)
+    def save_then_die(self, accelerator, state):
+        path = real_save(self, accelerator, state)
         if state.step == 2:
             raise KeyboardInterrupt
         return path
