@@ -48,6 +48,18 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("seqgen: interrupted", file=sys.stderr)
         sys.exit(130)
+    finally:
+        _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    """Tear down the process group Accelerate joined, if any. Left to interpreter shutdown, gloo's
+    threads can be destroyed while still joinable, and the process aborts (SIGABRT, "terminate called
+    without an active exception") after its work is done."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _fail(message: str) -> None:
