@@ -20,7 +20,7 @@ import contextlib
 import importlib.util
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,20 +29,19 @@ import torch
 from accelerate import Accelerator, PartialState
 from accelerate.utils import ProjectConfiguration, set_seed
 from torch.distributed.tensor import DTensor
-from torch.utils.data import DataLoader
 from transformers import get_scheduler
 
 from seqgen.allocator import retain_freed_memory
 from seqgen.checkpoints import Checkpoints, TrainerState
 from seqgen.config import RunConfig, to_dict
-from seqgen.data import load_data, load_tokenizer
-from seqgen.data.batch import Batch
+from seqgen.data import load_tokenizer
+from seqgen.data.shares import Share, shares
 from seqgen.errors import UserError
 from seqgen.evaluate import evaluate, sample_texts
 from seqgen.models import Generator, build_generator, exported_step
 from seqgen.objectives import Objective, Player, RunInfo, build_objective
 from seqgen.precision import Precision
-from seqgen.processes import cpu_processes
+from seqgen.processes import cpu_processes, load_data_once
 from seqgen.progress import progress
 from seqgen.randomness import RowNoise, noise_key
 from seqgen.run_folder import (
@@ -117,8 +116,7 @@ def _train(cfg: RunConfig, resume: bool, overwrite: bool, accelerator: Accelerat
         tokenizer, _ = load_tokenizer(init_dir)
     set_seed(cfg.seed)
 
-    with accelerator.main_process_first():  # one process fills the datasets cache, the others read it
-        data = load_data(cfg, tokenizer)
+    data = load_data_once(cfg, tokenizer, accelerator)
     train_loader = data.splits["train"].loader(cfg.data, shuffle=cfg.data.shuffle, seed=cfg.seed)
     generator = build_generator(cfg.model, data.vocab, cfg.task, cfg.data.image_size)
     if init_dir is not None:
@@ -159,7 +157,7 @@ def _train(cfg: RunConfig, resume: bool, overwrite: bool, accelerator: Accelerat
                for k, v in flat_keys(to_dict(cfg)).items()}
     accelerator.init_trackers("seqgen", config={**tracked, "num_processes": accelerator.num_processes})
 
-    batches = _global_batches(train_loader, state)
+    batches = shares(train_loader, state, accelerator.process_index, accelerator.num_processes)
     eval_split = cfg.eval.split if cfg.eval.split in data.splits else None
     bar = progress(desc="train", total=tc.max_steps, initial=state.step, show=accelerator.is_local_main_process)
     window = _Window(accelerator.device)
@@ -306,23 +304,22 @@ def _prepare(objective: Objective, generator: Generator, tc, accelerator: Accele
             for i, spec in enumerate(specs)], None
 
 
-def _update(player: _Prepared, micro: list[Batch], objective: Objective, step: int, update: int, seed: int,
+def _update(player: _Prepared, micro: list[Share], objective: Objective, step: int, update: int, seed: int,
             accelerator: Accelerator, precision: Precision, sharding: Sharding | None, window: _Window,
             nonfinite: torch.Tensor, max_grad_norm: float | None) -> None:
-    """One optimizer update of `player` over the global batches `micro`.
+    """One optimizer update of `player` over this process's shares of the global batches `micro`.
 
-    Each process takes its rows of every batch, and each micro-batch's loss is weighted by its share
+    Each micro-batch's loss is weighted by its share
     of the step's units, so the update is that of one large batch. Sets `nonfinite` (in place) when
     a loss is NaN or infinite. Under fp16 the player's own scaler scales the loss, unscales the
     gradients before clipping and skips the update when they overflowed.
     """
-    step_weight = sum(objective.weight(b) for b in micro)
-    for i, global_batch in enumerate(micro):
-        rows = _rows(len(global_batch), accelerator)
-        local = global_batch if rows is None else global_batch.select(rows)
+    step_weight = sum(objective.weight(share.whole) for share in micro)
+    for i, share in enumerate(micro):
+        local = share.local
         weight, tokens = objective.weight(local), local.num_target_tokens  # on the host, before the copy
         local = local.to(accelerator.device)
-        noise = RowNoise(noise_key(seed, step, player.spec.namespace, update, i), rows, len(global_batch),
+        noise = RowNoise(noise_key(seed, step, player.spec.namespace, update, i), share.rows, share.total,
                          accelerator.device)
         last = i == len(micro) - 1
         if sharding is not None:
@@ -375,30 +372,6 @@ class _Window:
         logs = {k: values[i].item() / max(values[n + i].item(), 1e-12) for i, k in enumerate(keys)}
         logs["train/tokens_per_second"] = values[-1].item() / max(time.perf_counter() - self.start, 1e-9)
         return logs
-
-
-def _global_batches(loader: DataLoader, state: TrainerState) -> Iterator[Batch]:
-    """Training batches forever, from the data position in `state`, which it keeps up to date.
-
-    The batch order of an epoch is a pure function of (seed, epoch), so resuming only needs the
-    position; skipped batches are not collated.
-    """
-    while True:
-        loader.batch_sampler.set_epoch(state.epoch)
-        order = list(loader.batch_sampler)[state.batch_in_epoch:]
-        rest = DataLoader(loader.dataset, batch_sampler=order, collate_fn=loader.collate_fn,
-                          generator=loader.generator)
-        for batch in rest:
-            state.batch_in_epoch += 1
-            yield batch
-        state.epoch, state.batch_in_epoch = state.epoch + 1, 0
-
-
-def _rows(size: int, accelerator: Accelerator) -> torch.Tensor | None:
-    """This process's rows of a global batch of `size` (rows rank, rank + N, ...); None: all of them."""
-    if accelerator.num_processes == 1:
-        return None
-    return torch.arange(accelerator.process_index, size, accelerator.num_processes)
 
 
 def _track_best(state: TrainerState, evaluation: dict, tc) -> bool:

@@ -47,11 +47,13 @@ def write(path: Path, text: str) -> Path:
 
 def test_text_source_skips_and_counts_blank_lines_and_truncates(tmp_path, caplog):
     train = write(tmp_path / "train.txt", "a b c\n\n  \nb c\na b c d e f\n")
-    cfg = cfg_of(f"data.train={train}", "data.max_length=4")
+    # d, e and f occur once: below the vocabulary's minimum frequency, so the kept "d" is <unk>
+    cfg = cfg_of(f"data.train={train}", "data.max_length=4", "tokenizer.min_frequency=2")
     with caplog.at_level(logging.INFO, logger="seqgen.data"):
         data = load_data(cfg)
     assert data.splits["train"].texts() == ["a b c", "b c", "a b c d e f"]
-    assert data.stats["train"] == {"examples": 3, "blank_skipped": 2, "truncated": 1, "tokens": 3 + 2 + 4}
+    assert data.stats["train"] == {"examples": 3, "blank_skipped": 2, "truncated": 1, "tokens": 3 + 2 + 4,
+                                   "unknown": 1}
     assert [len(ids) for ids in data.splits["train"].dataset["ids"][:]] == [3, 2, 4]
     assert "2 blank skipped; 1 truncated" in caplog.text
     assert set(data.splits) == {"train"}  # validation/test not configured
@@ -145,7 +147,7 @@ def test_image_folder_with_captions_file(tmp_path):
     train = data.splits["train"]
     assert train.texts() == ["a red square", "red", "blue"]
     assert data.stats["train"] == {"examples": 3, "blank_skipped": 1, "truncated": 0, "tokens": 5,
-                                   "images": 2}
+                                   "unknown": 0, "images": 2}
     batch = next(iter(train.loader(cfg.data, shuffle=False, seed=0)))
     assert batch.references == [["a red square", "red"], ["a red square", "red"], ["blue"]]
     assert batch.context.pixels.shape == (3, 3, 4, 4)

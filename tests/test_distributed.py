@@ -43,7 +43,7 @@ def launch(args, **kw):
 def test_two_processes_match_one(recipe, objective, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)  # the recipes' data paths are relative to the repository
     accelerate = Path(sys.executable).with_name("accelerate")
-    two = launch([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+    two = launch([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--main_process_port", "0",
                   "--mixed_precision", "no", "--dynamo_backend", "no",
                   "tests/dist_worker.py", recipe, str(tmp_path / "two"), *COMMON, *objective])
     assert two.returncode == 0, two.stderr[-3000:]
@@ -99,7 +99,7 @@ def test_two_nodes_over_loopback_match_one_process(tmp_path):
 def test_two_processes_agree_on_both_adversarial_players(recipe, estimator, tmp_path):
     """Each process draws its own rollouts, yet both players' weights stay identical across processes."""
     accelerate = Path(sys.executable).with_name("accelerate")
-    two = launch([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+    two = launch([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--main_process_port", "0",
                   "--mixed_precision", "no", "--dynamo_backend", "no", "tests/dist_worker.py", recipe,
                   str(tmp_path), "data.batch_size=8", "train.max_steps=4", "train.eval_every=4",
                   "train.save_every=4", "train.num_samples=0", "train.tensorboard=false",
@@ -134,7 +134,7 @@ def test_two_process_scheduled_sampling_matches_one(mode, tmp_path):
     run = [ROOT / "recipes/debug/lm.yaml", tmp_path / "two", *COMMON, *SCHEDULED_SAMPLING, *MODES[mode],
            "model.dropout=0.0"]
     accelerate = Path(sys.executable).with_name("accelerate")
-    two = launch([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+    two = launch([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--main_process_port", "0",
                   "--mixed_precision", "no", "--dynamo_backend", "no", "tests/dist_worker.py", *map(str, run)])
     assert two.returncode == 0, two.stderr[-3000:]
     run[1] = tmp_path / "one"
@@ -252,7 +252,7 @@ def test_two_process_evaluation_equals_one_process(recipe, tmp_path):
     assert trained.returncode == 0, trained.stderr[-3000:]
     accelerate = Path(sys.executable).with_name("accelerate")
     evaluation = ["-m", "seqgen", "eval", str(run), "--two-sample", "eval.num_samples=1100"]
-    two = launch([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+    two = launch([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--main_process_port", "0",
                   "--mixed_precision", "no", "--dynamo_backend", "no", *evaluation,
                   "--out", str(tmp_path / "two.json")])
     assert two.returncode == 0, two.stderr[-3000:]
@@ -269,7 +269,7 @@ def test_a_mistake_under_accelerate_launch_is_said_once(tmp_path):
     of the failed processes)."""
     accelerate = Path(sys.executable).with_name("accelerate")
     out = tmp_path / "run"
-    proc = launch([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+    proc = launch([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--main_process_port", "0",
                    "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "seqgen", "train",
                    "recipes/debug/lm.yaml", "model.hidden_dim=-1", f"output_dir={out}"])
     assert proc.returncode != 0
@@ -289,7 +289,7 @@ def test_two_processes_match_one_against_a_teacher_on_policy(tmp_path, monkeypat
     objective = ["objective.name=teacher_js_pi", f"objective.teacher={teacher}", "objective.pi=0.7",
                  "objective.on_policy=0.5", "model.dropout=0"]
     accelerate = Path(sys.executable).with_name("accelerate")
-    two = launch([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+    two = launch([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--main_process_port", "0",
                   "--mixed_precision", "no", "--dynamo_backend", "no",
                   "tests/dist_worker.py", "recipes/debug/lm.yaml", str(tmp_path / "two"), *COMMON, *objective])
     assert two.returncode == 0, two.stderr[-3000:]

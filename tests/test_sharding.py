@@ -25,7 +25,7 @@ COMMON = ["data.batch_size=8", "train.max_steps=8", "train.eval_every=4", "train
           "train.num_samples=1", "train.log_every=4", "train.tensorboard=false", "model.dropout=0.0"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 ACCELERATE = [str(Path(sys.executable).with_name("accelerate")), "launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+              "--num_machines", "1", "--main_process_port", "0", "--mixed_precision", "no", "--dynamo_backend", "no"]
 
 CASES = {
     "lm-rnn": ("recipes/debug/lm.yaml", []),
@@ -110,7 +110,7 @@ def test_a_killed_sharded_run_resumes_to_the_uninterrupted_weights(tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     subprocess.run(["pkill", "-9", "-f", f"output_dir={out}"], check=False)
     proc.wait()
-    while subprocess.run(["pgrep", "-f", f"output_dir={out}"], capture_output=True).returncode == 0:
+    while subprocess.run(["pgrep", "-f", f"output_dir={out}"], capture_output=True, check=False).returncode == 0:
         time.sleep(0.1)
     assert not (out / "model").exists(), "killed after the end of training"
     resumed = launch([*train, *args, f"output_dir={out}", "--resume"])

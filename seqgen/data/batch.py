@@ -29,6 +29,14 @@ class Context:
         return Context(*(None if t is None else t.index_select(0, index.to(t.device))
                          for t in (self.source, self.source_mask, self.pixels)))
 
+    def padded(self, source_width: int | None, pad_id: int) -> Context:
+        """The source right-padded (ids `pad_id`, mask False) to `source_width` columns; None: as it is."""
+        if self.source is None or source_width is None:
+            return self
+        extra = source_width - self.source.shape[1]
+        return replace(self, source=torch.nn.functional.pad(self.source, (0, extra), value=pad_id),
+                       source_mask=torch.nn.functional.pad(self.source_mask, (0, extra), value=False))
+
     @property
     def batch_size(self) -> int:
         return next(t for t in (self.source, self.pixels) if t is not None).shape[0]
@@ -85,6 +93,14 @@ class Batch:
             references=None if self.references is None else [self.references[i] for i in rows.tolist()],
             index=None if self.index is None else self.index[rows],
         )
+
+    def padded(self, width: int, source_width: int | None, pad_id: int) -> Batch:
+        """This batch right-padded (ids `pad_id`, mask False) to `width` token columns and, for
+        translation, `source_width` source columns: the shapes it has as rows of a wider batch."""
+        extra = width - self.tokens.shape[1]
+        return replace(self, tokens=torch.nn.functional.pad(self.tokens, (0, extra), value=pad_id),
+                       mask=torch.nn.functional.pad(self.mask, (0, extra), value=False),
+                       context=None if self.context is None else self.context.padded(source_width, pad_id))
 
     def to(self, device: torch.device | str) -> Batch:
         return replace(

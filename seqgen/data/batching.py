@@ -12,6 +12,8 @@ from typing import Any
 
 import datasets
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 from torch.utils.data import Dataset, Sampler
 
@@ -114,12 +116,25 @@ class Rows(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
+    def widths(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """(N,) columns each row's tokens take in a batch (BOS ids EOS) and, for translation, (N,) its
+        source's (ids EOS; else None), read from the Arrow offsets without reading the ids."""
+        table = self.dataset.with_format("arrow")
+        target = _list_lengths(table["ids"]) + 2
+        source = _list_lengths(table["source_ids"]) + 1 if "source_ids" in self.dataset.column_names else None
+        return target, source
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         return self.__getitems__([index])[0]
 
     def __getitems__(self, indices: list[int]) -> list[dict[str, Any]]:
         columns = self.dataset[list(indices)]
         return [{"index": i, **{k: v[j] for k, v in columns.items()}} for j, i in enumerate(indices)]
+
+
+def _list_lengths(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """(N,) int64 lengths of a list column."""
+    return pc.list_value_length(column).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -158,3 +173,15 @@ class Collator:
         return Batch(tokens=tokens, mask=mask, context=context,
                      references=[list(r["references"]) for r in rows],
                      index=torch.tensor([r["index"] for r in rows], dtype=torch.long))
+
+    def empty(self, width: int, source_width: int | None) -> Batch:
+        """A batch of no rows with `width` token columns (and `source_width` source columns), shaped as
+        the rows of a batch that this process holds none of."""
+        context = None
+        if self.task == "translation":
+            context = Context(source=torch.zeros(0, source_width, dtype=torch.long),
+                              source_mask=torch.zeros(0, source_width, dtype=torch.bool))
+        elif self.task == "captioning":
+            context = Context(pixels=torch.zeros(0, 3, self.image_size, self.image_size))
+        return Batch(tokens=torch.zeros(0, width, dtype=torch.long), mask=torch.zeros(0, width, dtype=torch.bool),
+                     context=context, references=[], index=torch.zeros(0, dtype=torch.long))

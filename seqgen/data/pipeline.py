@@ -7,8 +7,13 @@
 A tokenised split has one row per target sentence: columns `ids` (target ids, truncated to
 data.max_length, without BOS/EOS), `text` (the target), `references` (every reference of the row's
 context: all captions of its image; [text] otherwise), `group` (the context's index: the image, or the
-row itself), `length` (tokens the row costs a batch), `truncated`; translation adds `source_ids`,
-captioning `image_row` (the image's row in `Split.images`, decoded when a batch is collated).
+row itself), `length` (tokens the row costs a batch), `truncated`, `unknown` (its <unk> ids);
+translation adds `source_ids`, captioning `image_row` (the image's row in `Split.images`, decoded when a
+batch is collated).
+
+Tokenised splits are memory-mapped Arrow files in the datasets cache: a corpus larger than memory is
+read a batch's rows at a time. Under several processes the main one reads the files through and
+tokenises; each process then reads only its own rows of each batch (`seqgen.data.shares`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import datasets
+import pyarrow.compute as pc
 import torch
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerFast
@@ -89,7 +95,8 @@ class Split:
             seed: the run's seed.
             image_size: captioning image side, overriding cfg.image_size.
         """
-        sampler = BucketBatchSampler(self.dataset["length"][:], batch_size=cfg.batch_size,
+        lengths = self.dataset.with_format("numpy", columns=["length"])["length"]
+        sampler = BucketBatchSampler(lengths, batch_size=cfg.batch_size,
                                      max_tokens=cfg.max_tokens, shuffle=shuffle, seed=seed)
         collate = Collator(self.task, self.vocab, image_size or cfg.image_size, self.images)
         rows = Rows(self.dataset, ("ids", "source_ids", "image_row", "references"))
@@ -112,8 +119,8 @@ class TaskData:
     vocab: Vocab
     splits: dict[str, Split]
     stats: dict[str, dict[str, int]]
-    """Per split: examples, blank_skipped, truncated, tokens (target tokens, BOS/EOS excluded) and,
-    for captioning, images."""
+    """Per split: examples, blank_skipped, truncated, tokens (target tokens, BOS/EOS excluded), unknown
+    (of those, <unk>) and, for captioning, images."""
     distribution: ToyDistribution | OracleLSTM | None = None
     """The distribution the examples were drawn from, for synthetic language-model sources (what the
     exact and oracle metrics compare a model with); None for data from files."""
@@ -152,6 +159,12 @@ def build_tokenizer(cfg: RunConfig,
     return tokenizer, vocab_of(tokenizer)
 
 
+def trains_tokenizer(cfg: RunConfig) -> bool:
+    """Whether `build_tokenizer` trains the run's tokenizer on the training split (word or BPE on real
+    data), rather than fixing it to a synthetic source's symbols or loading a pretrained one."""
+    return cfg.tokenizer.kind in ("word", "bpe") and synthetic_symbols(cfg.data) is None
+
+
 def _training_texts(raw: datasets.Dataset):
     columns = [c for c in ("source", "text", "captions") if c in raw.column_names]
     for batch in raw.select_columns(columns).iter(batch_size=1000):
@@ -161,7 +174,7 @@ def _training_texts(raw: datasets.Dataset):
 
 
 def load_data(cfg: RunConfig, tokenizer: PreTrainedTokenizerFast | None = None,
-              splits: Sequence[str] = SPLITS) -> TaskData:
+              splits: Sequence[str] = SPLITS, *, verify: bool = True) -> TaskData:
     """Load, check and tokenise the requested splits that the config provides.
 
     Args:
@@ -169,11 +182,13 @@ def load_data(cfg: RunConfig, tokenizer: PreTrainedTokenizerFast | None = None,
         tokenizer: reuse this tokenizer (resuming, evaluating an exported model); None builds one with
             `build_tokenizer`.
         splits: among "train", "validation", "test".
+        verify: read the files through to check them (`sources.load_raw`); False in the processes that
+            follow the one that just did, and read its cache.
 
     Raises:
         UserError: bad data or config (one line naming the problem).
     """
-    raw = load_raw(cfg, splits)
+    raw = load_raw(cfg, splits, verify=verify)
     if tokenizer is None:
         tokenizer, vocab = build_tokenizer(cfg, raw["train"].rows if "train" in raw else None)
     else:
@@ -190,20 +205,21 @@ def _tokenize(part: RawSplit, name: str, cfg: RunConfig, tokenizer: PreTrainedTo
     features = {"group": datasets.Value("int64"), "text": datasets.Value("string"),
                 "references": datasets.List(datasets.Value("string")),
                 "ids": datasets.List(datasets.Value("int32")),
-                "length": datasets.Value("int32"), "truncated": datasets.Value("bool")}
+                "length": datasets.Value("int32"), "truncated": datasets.Value("bool"),
+                "unknown": datasets.Value("int32")}
     if cfg.task == "translation":
         features["source_ids"] = datasets.List(datasets.Value("int32"))
     if cfg.task == "captioning":
         features["image_row"] = datasets.Value("int64")
     rows = raw.map(_encode, batched=True, with_indices=True, remove_columns=raw.column_names,
                    features=datasets.Features(features), desc=f"tokenising {name}",
-                   fn_kwargs={"tokenizer": tokenizer, "task": cfg.task, "max_length": cfg.data.max_length})
+                   fn_kwargs={"tokenizer": tokenizer, "task": cfg.task, "max_length": cfg.data.max_length,
+                              "unk_id": vocab.unk_id})
     if cfg.task == "captioning":
         inputs = sum(len(caption_list(c)) for c in raw["captions"][:])
     else:
         inputs = len(raw)
-    stats = {"examples": len(rows), "blank_skipped": inputs - len(rows),
-             "truncated": sum(rows["truncated"][:]), "tokens": sum(map(len, rows["ids"][:]))}
+    stats = {"examples": len(rows), "blank_skipped": inputs - len(rows), **_counts(rows)}
     split = Split(name, rows, cfg.task, vocab, part.images)
     if cfg.task == "captioning":
         stats["images"] = len(split.unique_contexts())
@@ -212,18 +228,30 @@ def _tokenize(part: RawSplit, name: str, cfg: RunConfig, tokenizer: PreTrainedTo
     logger.info("%s: %d examples, %d tokens; %d blank skipped; %d truncated to data.max_length=%d",
                 name, stats["examples"], stats["tokens"], stats["blank_skipped"], stats["truncated"],
                 cfg.data.max_length)
-    _warn_if_mostly_lost(name, stats, rows, vocab, cfg.data.max_length)
+    _warn_if_mostly_lost(name, stats, vocab, cfg.data.max_length)
     return split, stats
 
 
-def _warn_if_mostly_lost(name: str, stats: dict[str, int], rows: datasets.Dataset, vocab: Vocab,
-                         max_length: int) -> None:
+def _counts(rows: datasets.Dataset) -> dict[str, int]:
+    """truncated (rows), tokens and unknown (target tokens, BOS/EOS excluded) of a tokenised split, summed
+    over its Arrow columns a slice at a time: the token count reads the ids' offsets, not the ids, so a
+    corpus is counted without being read or held."""
+    counts = {"truncated": 0, "tokens": 0, "unknown": 0}
+    columns = ["ids", "truncated", "unknown"]
+    for part in rows.select_columns(columns).with_format("arrow").iter(batch_size=100_000):
+        counts["truncated"] += pc.sum(part.column("truncated")).as_py() or 0
+        counts["tokens"] += pc.sum(pc.list_value_length(part.column("ids"))).as_py() or 0
+        counts["unknown"] += pc.sum(part.column("unknown")).as_py() or 0
+    return counts
+
+
+def _warn_if_mostly_lost(name: str, stats: dict[str, int], vocab: Vocab, max_length: int) -> None:
     """Warn when most of a split's sentences are cut by data.max_length, or most of its tokens are
     unknown to the vocabulary: the run would then learn little of the text it was given."""
     if stats["truncated"] * 2 > stats["examples"]:
         logger.warning("data.max_length=%d truncates %d of the %d %s sentences; raise it to keep them whole",
                        max_length, stats["truncated"], stats["examples"], name)
-    unknown = sum(ids.count(vocab.unk_id) for ids in rows["ids"][:])
+    unknown = stats["unknown"]
     if stats["tokens"] and unknown * 2 > stats["tokens"]:
         logger.warning("%d%% of the %s tokens are unknown to the vocabulary of %d (<unk>); raise "
                        "tokenizer.vocab_size or lower tokenizer.min_frequency", round(100 * unknown / stats["tokens"]),
@@ -231,7 +259,7 @@ def _warn_if_mostly_lost(name: str, stats: dict[str, int], rows: datasets.Datase
 
 
 def _encode(batch: dict[str, list], indices: list[int], tokenizer: PreTrainedTokenizerFast, task: str,
-            max_length: int) -> dict[str, list]:
+            max_length: int, unk_id: int) -> dict[str, list]:
     """Tokenise a batch of raw rows (`datasets.map`, batched): skip blank rows (a translation pair
     with either side blank), expand each image into one row per caption, truncate."""
     out: dict[str, list] = {"group": [], "text": [], "references": []}
@@ -262,6 +290,7 @@ def _encode(batch: dict[str, list], indices: list[int], tokenizer: PreTrainedTok
         truncated = [a or b for a, b in zip(truncated, source_truncated)]
         out["length"] = [max(n, len(s) + 1) for n, s in zip(out["length"], out["source_ids"])]  # + EOS
     out["truncated"] = truncated
+    out["unknown"] = [ids.count(unk_id) for ids in out["ids"]]
     return out
 
 

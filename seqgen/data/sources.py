@@ -94,7 +94,7 @@ def synthetic_symbols(data: DataConfig) -> list[str] | None:
     return None
 
 
-def load_raw(cfg: RunConfig, splits: Sequence[str] = SPLITS) -> dict[str, RawSplit]:
+def load_raw(cfg: RunConfig, splits: Sequence[str] = SPLITS, *, verify: bool = True) -> dict[str, RawSplit]:
     """Raw examples of every requested split that the config provides (see the module docstring).
 
     Local files go through `datasets.load_dataset("text" | "json" | "csv" | "parquet")` (gzip inferred
@@ -105,6 +105,13 @@ def load_raw(cfg: RunConfig, splits: Sequence[str] = SPLITS) -> dict[str, RawSpl
     is read by setting source_column and text_column both to that column. Captioning rows that name
     the same image file are one image with all their captions; images embedded without a file name
     (bytes only) are one image per row.
+
+    Args:
+        cfg: the run's recipe.
+        splits: among "train", "validation", "test".
+        verify: read each local text file through first (UTF-8, line counts, parallel sides of one
+            length); False where another process has just done so and filled the datasets cache, so that
+            no other process reads the whole corpus.
 
     Raises:
         UserError: a config that does not fit the task, or bad input (see the module docstring).
@@ -120,10 +127,10 @@ def load_raw(cfg: RunConfig, splits: Sequence[str] = SPLITS) -> dict[str, RawSpl
         texts = {s: dist.sample_texts(n, seed=split_seed(cfg.seed, s)) for s, n in counts.items()}
         return {s: RawSplit(datasets.Dataset.from_dict({"text": t})) for s, t in texts.items()}
     if data.validation_fraction is not None and {"train", "validation"} & set(names):
-        train, validation = hold_out(_load_split(cfg, "train"), data.validation_fraction, cfg.seed)
+        train, validation = hold_out(_load_split(cfg, "train", verify), data.validation_fraction, cfg.seed)
         carved = {"train": train, "validation": validation}
-        return {s: carved[s] if s in carved else _load_split(cfg, s) for s in names}
-    return {s: _load_split(cfg, s) for s in names}
+        return {s: carved[s] if s in carved else _load_split(cfg, s, verify) for s in names}
+    return {s: _load_split(cfg, s, verify) for s in names}
 
 
 def hold_out(part: RawSplit, fraction: float, seed: int) -> tuple[RawSplit, RawSplit]:
@@ -163,12 +170,12 @@ def _shapes(data: DataConfig, seed: int, n: int) -> RawSplit:
     return RawSplit(datasets.Dataset.from_dict(rows), images)
 
 
-def _load_split(cfg: RunConfig, split: str) -> RawSplit:
+def _load_split(cfg: RunConfig, split: str, verify: bool) -> RawSplit:
     data, where = cfg.data, getattr(cfg.data, split)
     if data.source == "text":
-        return RawSplit(_text_file(where))
+        return RawSplit(_text_file(where, verify=verify))
     if data.source == "parallel":
-        return RawSplit(_parallel(data, where))
+        return RawSplit(_parallel(data, where, verify))
     if data.source == "hub":
         table, name, base = _hub(data, where), f"hub dataset {data.hub_name} ({where})", None
     else:
@@ -177,7 +184,7 @@ def _load_split(cfg: RunConfig, split: str) -> RawSplit:
             fmt = _captions_format(where)
             if data.image_dir is None:
                 raise UserError("data.image_dir is required for data.source=images")
-        table, name, base = _table(fmt, where), where, Path(where).parent
+        table, name, base = _table(fmt, where, verify), where, Path(where).parent
     if cfg.task == "captioning":
         return _captioning(table, data, name, Path(data.image_dir) if data.image_dir else base)
     columns = {"text": data.text_column}
@@ -250,24 +257,27 @@ def _load(builder: str, path: str | Path) -> datasets.Dataset:
         raise UserError(f"cannot read {path} as {builder}: {str(e).strip().splitlines()[0]}") from None
 
 
-def _text_file(path: str, lines: int | None = None) -> datasets.Dataset:
-    lines = _checked_lines(path) if lines is None else lines
+def _text_file(path: str, lines: int | None = None, *, verify: bool = True) -> datasets.Dataset:
+    if lines is None and verify:
+        lines = _checked_lines(path)
     table = _load("text", path)
-    if len(table) != lines:  # both count universal newlines; a difference is a bug, not bad input
+    if lines is not None and len(table) != lines:  # both count universal newlines: a bug, not bad input
         raise RuntimeError(f"{path}: read {len(table)} lines, expected {lines}")
     return table
 
 
-def _parallel(data: DataConfig, pattern: str) -> datasets.Dataset:
+def _parallel(data: DataConfig, pattern: str, verify: bool) -> datasets.Dataset:
     if "{lang}" not in pattern:
         raise UserError(f"parallel data path {pattern} must contain {{lang}} (filled with "
                         f"data.source_lang / data.target_lang)")
     src, tgt = (pattern.replace("{lang}", lang) for lang in (data.source_lang, data.target_lang))
-    n_src, n_tgt = _checked_lines(src), _checked_lines(tgt)
-    if n_src != n_tgt:
-        raise UserError(f"parallel files differ in length: {src} has {n_src} lines, {tgt} has {n_tgt}")
-    source = _text_file(src, n_src).rename_column("text", "source")
-    return datasets.concatenate_datasets([source, _text_file(tgt, n_tgt)], axis=1)
+    n_src = n_tgt = None
+    if verify:
+        n_src, n_tgt = _checked_lines(src), _checked_lines(tgt)
+        if n_src != n_tgt:
+            raise UserError(f"parallel files differ in length: {src} has {n_src} lines, {tgt} has {n_tgt}")
+    source = _text_file(src, n_src, verify=verify).rename_column("text", "source")
+    return datasets.concatenate_datasets([source, _text_file(tgt, n_tgt, verify=verify)], axis=1)
 
 
 def _captions_format(path: str) -> str:
@@ -278,11 +288,11 @@ def _captions_format(path: str) -> str:
     return fmt
 
 
-def _table(fmt: str, path: str) -> datasets.Dataset:
+def _table(fmt: str, path: str, verify: bool) -> datasets.Dataset:
     if fmt == "parquet":
         if not Path(path).is_file():
             raise UserError(f"data file not found: {path}")
-    else:
+    elif verify:
         _checked_lines(path)
     table = _load(BUILDERS[fmt], path)
     if len(table) == 0:

@@ -84,6 +84,11 @@ def fixed_tokenizer(symbols: Sequence[str]) -> PreTrainedTokenizerFast:
     return _wrap(tok)
 
 
+def tokenizer_from_json(text: str) -> PreTrainedTokenizerFast:
+    """A tokenizer this module built (trained or fixed), from its `backend_tokenizer.to_str()`."""
+    return _wrap(Tokenizer.from_str(text))
+
+
 def _wrap(tok: Tokenizer) -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(tokenizer_object=tok, **SPECIAL_TOKENS)
 
