@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _launch(args: argparse.Namespace, command: list[str]) -> subprocess.CompletedProcess:
     accelerate = str(Path(sys.executable).with_name("accelerate"))
     launcher = [accelerate, "launch", "--multi_gpu", "--num_processes", str(args.processes), "--num_machines", "1",
+                "--main_process_port", "0",
                 "--mixed_precision", "no", "--dynamo_backend", "no"]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "TOKENIZERS_PARALLELISM": "false"}
     done = subprocess.run([*launcher, *command], cwd=ROOT, capture_output=True, text=True, env=env, check=False)
@@ -50,7 +51,8 @@ def step_time(args: argparse.Namespace, sharding: str, out: Path) -> float:
 
 
 def memory_worker(recipe: str, sharding: str, out: str, *overrides: str) -> None:
-    """Under the launcher: this process's training-state bytes after one step, written to out/RANK.json."""
+    """Under the launcher: this process's training-state bytes after one step (and on CUDA its peak
+    allocated memory), written to out/RANK.json."""
     import torch
     from accelerate import Accelerator
 
@@ -85,6 +87,8 @@ def memory_worker(recipe: str, sharding: str, out: str, *overrides: str) -> None
               "gradients": sum(local(p.grad) for p in params if p.grad is not None),
               "optimizer": sum(local(v) for s in optimizer.state.values() for v in s.values()
                                if torch.is_tensor(v) and v.dim() > 0)}
+    if accelerator.device.type == "cuda":  # everything the step held at once, activations included
+        counts["cuda_peak"] = torch.cuda.max_memory_allocated(accelerator.device)
     Path(out, f"{accelerator.process_index}.json").write_text(json.dumps(counts))
     accelerator.wait_for_everyone()
 

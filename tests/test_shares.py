@@ -111,7 +111,7 @@ def test_a_batch_smaller_than_the_processes_leaves_a_process_an_empty_share(corp
 def test_a_following_process_maps_the_cache_without_reading_the_files(corpus, monkeypatch):
     """The main process checked the files and cached their tables; the others neither scan them nor
     tokenise them again, and get the same rows."""
-    import seqgen.data.sources as sources
+    from seqgen.data import sources
 
     cfg, split, tokenizer = corpus
 
