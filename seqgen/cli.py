@@ -312,10 +312,8 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from accelerate import Accelerator
-
     from seqgen.inference import evaluate_model
-    from seqgen.processes import cpu_processes
+    from seqgen.processes import make_accelerator
 
     # What is measured, recorded in the file: a file never holds, nor is replaced by, another measurement.
     measured = {"model": str(args.path), "split": None if args.data else args.split, "data": args.data,
@@ -324,7 +322,7 @@ def _eval(args: argparse.Namespace) -> None:
     out = Path(args.out) if args.out else Path(args.path) / _metrics_name(args.split, args.data)
     # before the evaluation, which can take long; a metrics file named by --out is the user's to replace
     _check_metrics_file(out, None if args.out else measured)
-    accelerator = Accelerator(cpu=cpu_processes())
+    accelerator = make_accelerator()
     result, _ = evaluate_model(args.path, split=args.split, data=args.data, bleu=args.bleu,
                                quality=args.quality, two_sample=args.two_sample,
                                overrides=args.overrides, accelerator=accelerator)

@@ -19,7 +19,7 @@ from seqgen.data.sources import SYNTHETIC
 from seqgen.errors import UserError
 from seqgen.evaluate import EvalResult, evaluate
 from seqgen.models import exported_step, load_generator, read_model_info
-from seqgen.processes import cpu_processes
+from seqgen.processes import make_accelerator
 from seqgen.run_folder import RECIPE_FILE
 from seqgen.sampling import generate
 
@@ -91,7 +91,7 @@ def evaluate_model(path: str | Path, *, split: str = "test", data: str | None = 
         The result and the folder the metrics belong to (the run folder, or the model folder).
     """
     cfg, model_dir = run_config(path, overrides, data, split)
-    accelerator = accelerator or Accelerator(cpu=cpu_processes())
+    accelerator = accelerator or make_accelerator()
     tokenizer, _ = load_tokenizer(model_dir / "tokenizer.json")
     with accelerator.main_process_first():  # one process fills the datasets cache, the others read it
         task_data = load_data(cfg, tokenizer, splits=(split,))

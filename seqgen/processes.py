@@ -13,12 +13,32 @@ from seqgen.config import RunConfig
 from seqgen.data import TaskData, load_data
 from seqgen.data.pipeline import trains_tokenizer
 from seqgen.data.tokenizer import tokenizer_from_json
+from seqgen.errors import UserError
+
+DEEPSPEED = ("seqgen does not run under DeepSpeed (accelerate launch --use_deepspeed, or a DEEPSPEED config): "
+             "its loop runs mixed precision, gradient accumulation and each player's update itself; for "
+             "ZeRO-3's sharding of parameters, gradients and optimizer states set train.sharding=fsdp (FSDP2) "
+             "and launch without DeepSpeed")
 
 
 def cpu_processes() -> bool:
     """True when launched as several processes (`accelerate launch --multi_gpu ...`) on a machine
     without CUDA: Accelerate then needs `cpu=True` to join them with gloo instead of running each alone."""
     return os.environ.get("LOCAL_RANK") is not None and not torch.cuda.is_available()
+
+
+def make_accelerator(**kwargs) -> Accelerator:
+    """The Accelerator of a seqgen command (keyword arguments as Accelerator's): its processes joined with
+    gloo on a machine without CUDA (`cpu_processes`).
+
+    Raises:
+        UserError: launched with DeepSpeed. Its engine would own the optimizer steps, loss scaling and
+            accumulation that the loop runs per player, and on a CPU Accelerate ignores it and trains
+            replicated (DDP) without a word.
+    """
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() in ("1", "true"):
+        raise UserError(DEEPSPEED)
+    return Accelerator(cpu=cpu_processes(), **kwargs)
 
 
 def load_data_once(cfg: RunConfig, tokenizer: PreTrainedTokenizerFast | None, accelerator: Accelerator) -> TaskData:

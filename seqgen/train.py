@@ -41,7 +41,7 @@ from seqgen.evaluate import evaluate, sample_texts
 from seqgen.models import Generator, build_generator, exported_step
 from seqgen.objectives import Objective, Player, RunInfo, build_objective
 from seqgen.precision import Precision
-from seqgen.processes import cpu_processes, load_data_once
+from seqgen.processes import load_data_once, make_accelerator
 from seqgen.progress import progress
 from seqgen.randomness import RowNoise, noise_key
 from seqgen.run_folder import (
@@ -96,8 +96,7 @@ def _train(cfg: RunConfig, resume: bool, overwrite: bool, accelerator: Accelerat
     out = Path(cfg.output_dir)
     retain_freed_memory()  # each step's large tensors reused from the heap, not mapped anew by the kernel
     if accelerator is None:
-        accelerator = Accelerator(
-            cpu=cpu_processes(),
+        accelerator = make_accelerator(
             mixed_precision="no",  # seqgen.precision runs train.mixed_precision itself
             step_scheduler_with_optimizer=False,  # the loop steps the schedule once per optimizer step
             log_with=[JSONLTracker("seqgen", out / "logs")] + (["tensorboard"] if _tensorboard(tc) else []),

@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file
 
 from seqgen.cli import main
+from seqgen.processes import DEEPSPEED
 from seqgen.tracking import read_log
 from tests import dist_worker
 
@@ -28,8 +29,8 @@ COMMON = ["data.batch_size=8", "train.max_steps=12", "train.eval_every=12", "tra
           "train.num_samples=0", "train.log_every=4"]
 
 
-def launch(args, **kw):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+def launch(args, env=None, **kw):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", **(env or {})}
     return subprocess.run(args, check=False, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env,
                           **kw)
 
@@ -299,3 +300,15 @@ def test_two_processes_match_one_against_a_teacher_on_policy(tmp_path, monkeypat
     for name in rank0:
         assert torch.equal(rank0[name], rank1[name]), f"ranks differ in {name}"
         torch.testing.assert_close(rank0[name], single[name], atol=2e-5, rtol=1e-4, msg=f"{name} differs")
+
+
+def test_a_deepspeed_launch_is_refused_in_one_line(tmp_path):
+    """`accelerate launch --use_deepspeed --zero_stage 2` hands its processes these variables; seqgen says
+    it does not run under DeepSpeed (on a CPU Accelerate would silently train replicated instead)."""
+    out = tmp_path / "run"
+    env = {"ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO_STAGE": "2"}
+    proc = launch([sys.executable, "-m", "seqgen", "train", "recipes/debug/lm.yaml", f"output_dir={out}"], env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [f"seqgen: error: {DEEPSPEED}"]
+    assert "train.sharding=fsdp" in DEEPSPEED
+    assert not out.exists()
