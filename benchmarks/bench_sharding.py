@@ -9,7 +9,9 @@ Step time: `seqgen train RECIPE` under `accelerate launch`, train.sharding none 
 pairs; the tokens per second of each run's log windows after the first (the first holds start-up). Memory:
 each process builds the recipe's generator, replicated or sharded with seqgen.sharding, takes one AdamW
 step on a random batch and counts the bytes of its local parameters, gradients and optimizer states (a
-shard's local part under FSDP2).
+shard's local part under FSDP2), and the most parameter bytes it held whole at once during the forward
+(checked before every module's call: DDP holds them all; FSDP2 the units gathered at that moment, a
+Transformer layer at a time for objectives that shard layer by layer).
 """
 
 from __future__ import annotations
@@ -51,14 +53,15 @@ def step_time(args: argparse.Namespace, sharding: str, out: Path) -> float:
 
 
 def memory_worker(recipe: str, sharding: str, out: str, *overrides: str) -> None:
-    """Under the launcher: this process's training-state bytes after one step (and on CUDA its peak
-    allocated memory), written to out/RANK.json."""
+    """Under the launcher: this process's training-state bytes after one step, the most parameter bytes
+    held whole during its forward (and on CUDA its peak allocated memory), written to out/RANK.json."""
     import torch
     from accelerate import Accelerator
 
     from seqgen.config import load_config
     from seqgen.data.batch import Vocab
     from seqgen.models import build_generator
+    from seqgen.objectives import build_objective
     from seqgen.processes import cpu_processes
     from seqgen.sharding import Sharding
 
@@ -69,21 +72,33 @@ def memory_worker(recipe: str, sharding: str, out: str, *overrides: str) -> None
     torch.manual_seed(0)
     generator = build_generator(cfg.model, vocab, cfg.task).to(accelerator.device)
     if sharding == "fsdp":
-        call = Sharding([generator], [generator], accelerator.is_main_process).root
+        layers = build_objective(cfg.objective, generator).fixed_calls  # as `seqgen train` shards this recipe
+        call = Sharding([generator], [generator], accelerator.is_main_process, layers=layers).root
         forward = lambda ids: call(0, ids)  # noqa: E731
     else:
         forward = accelerator.prepare(generator)
     optimizer = torch.optim.AdamW(generator.parameters(), lr=1e-4)
-    ids = torch.randint(4, vocab.size, (8, 12), device=accelerator.device)
-    forward(ids).logsumexp(-1).mean().backward()
-    optimizer.step()
 
     def local(t) -> int:
         t = t.to_local() if hasattr(t, "to_local") else t
         return t.numel() * t.element_size()
 
+    # FSDP2 swaps a unit's DTensor shards for plain whole tensors while it is gathered
+    whole = [0]
+
+    def count_whole(*_) -> None:
+        whole[0] = max(whole[0], sum(local(p) for p in generator.parameters() if not hasattr(p, "to_local")))
+
+    hooks = [m.register_forward_pre_hook(count_whole) for m in generator.modules()]
+    ids = torch.randint(4, vocab.size, (8, 12), device=accelerator.device)
+    forward(ids).logsumexp(-1).mean().backward()
+    for hook in hooks:
+        hook.remove()
+    optimizer.step()
+
     params = list(generator.parameters())
-    counts = {"parameters": sum(local(p) for p in params),
+    counts = {"whole_in_forward": whole[0],
+              "parameters": sum(local(p) for p in params),
               "gradients": sum(local(p.grad) for p in params if p.grad is not None),
               "optimizer": sum(local(v) for s in optimizer.state.values() for v in s.values()
                                if torch.is_tensor(v) and v.dim() > 0)}
@@ -131,8 +146,10 @@ def main() -> None:
     print(f"tokens/s  DDP {speed['none']:,.0f}  FSDP2 {speed['fsdp']:,.0f}  step time FSDP2/DDP "
           f"{result['step_time_fsdp_over_ddp']:.2f} (target <= 1.5)")
     for key in mem["none"]:
+        # the training state is sharded (1/N); parameters whole in the forward are a layer's, not 1/N
+        aim = "" if key == "whole_in_forward" else f" (1/N = {1 / args.processes:.3f})"
         print(f"{key:<11} per process: DDP {mem['none'][key]:.3f} MB  FSDP2 {mem['fsdp'][key]:.3f} MB  "
-              f"ratio {result['memory_fsdp_over_ddp'][key]:.3f} (1/N = {1 / args.processes:.3f})")
+              f"ratio {result['memory_fsdp_over_ddp'][key]:.3f}{aim}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
 

@@ -9,11 +9,14 @@ user gets. Sampling inside the training step is what makes this more than wrappi
   A player's call therefore gathers every parameter it can touch, including those reached by methods
   that are not `forward` (`Generator.step` and `encode` in rollouts and scheduled sampling, the critic
   read by the generator's loss, the generator sampled by the critic's update), once per call, and frees
-  them after its backward. Units per Transformer layer would gather a layer at a time, but each call of a
-  layer is then a collective, and rollouts stop at EOS after a number of positions that differs between
-  processes: the processes would wait on each other forever. So parameters, gradients and optimizer
-  states are sharded between steps (the bulk of the memory, with AdamW's two moments), and a player's
-  call holds the whole model (ZeRO-3 with the whole model as one unit).
+  them after its backward.
+- Objectives whose every process calls each layer equally often (`Objective.fixed_calls`: teacher
+  forcing, weighted likelihood) also give each Transformer layer (the model's `_no_split_modules`:
+  GPT2Block, Bart*Layer, T5Block) a unit of its own, so a call holds one layer whole at a time besides the
+  root's embeddings and head. Every layer call is then a collective, so objectives that sample inside the
+  step keep the one unit: their rollouts stop at EOS after a number of positions that differs between
+  processes, and the processes would wait on each other forever. Between steps parameters, gradients
+  and optimizer states are sharded either way (the bulk of the memory, with AdamW's two moments).
 - Outside a player's call (evaluation, samples, exports) `Sharding.gathered()` gathers the parameters
   for the duration and frees them after: no process keeps a full copy.
 - Exports read a full state dict, assembled on the main process on the CPU (`get_model_state_dict`), into
@@ -65,9 +68,11 @@ class Sharding:
         modules: the objective's player modules, on the device they train on.
         exported: the modules an export writes (the generator first), each inside `modules`.
         main: whether this process writes exports (it alone keeps the meta twin).
+        layers: give each Transformer layer a unit of its own (see the module docstring).
     """
 
-    def __init__(self, modules: list[nn.Module], exported: list[nn.Module], main: bool) -> None:
+    def __init__(self, modules: list[nn.Module], exported: list[nn.Module], main: bool,
+                 layers: bool = False) -> None:
         self.root = Players(modules)
         names = {id(m): name for name, m in self.root.named_modules()}
         self.exported = [names[id(m)] for m in exported]
@@ -75,7 +80,9 @@ class Sharding:
         # from a full state dict when an export needs the modules whole
         self.twin = copy.deepcopy(self.root, _meta_memo(self.root)) if main else None
         mesh = init_device_mesh(next(self.root.parameters()).device.type, (torch.distributed.get_world_size(),))
-        fully_shard(self.root, mesh=mesh)
+        # inner units first: the root then holds what no layer does
+        self.units = [fully_shard(layer, mesh=mesh) for layer in (_layers(self.root) if layers else [])]
+        self.units.append(fully_shard(self.root, mesh=mesh))
 
     def call(self, index: int):
         """Player `index` as a function (batch, step, noise) -> (loss, metrics), through the root."""
@@ -89,11 +96,17 @@ class Sharding:
     def gathered(self) -> Iterator[None]:
         """Every parameter whole for the duration (on every process: a collective), sharded again after.
         Modules may be called inside, not saved or loaded (their state dict is the sharded one)."""
-        self.root.unshard()
+        # kept whole across calls: a layer unit would otherwise free itself after each call and gather again
+        # at the next, a collective that processes decoding different lengths would not all make
+        for unit in self.units:
+            unit.set_reshard_after_forward(False)
+            unit.unshard()
         try:
             yield
         finally:
-            self.root.reshard()
+            for unit in self.units:
+                unit.reshard()
+                unit.set_reshard_after_forward(True)
 
     @contextlib.contextmanager
     def whole(self) -> Iterator[list[nn.Module] | None]:
@@ -125,6 +138,13 @@ class Sharding:
         state = {"model": model, "optim": optim}
         dcp.load(state, checkpoint_id=str(directory / SHARDS))
         set_state_dict(self.root, optimizers, model_state_dict=state["model"], optim_state_dict=state["optim"])
+
+
+def _layers(module: nn.Module) -> list[nn.Module]:
+    """The Transformer layers inside `module`: the modules whose class a `transformers` model names as
+    one not to split across devices (`_no_split_modules`)."""
+    names = {name for m in module.modules() for name in getattr(type(m), "_no_split_modules", None) or ()}
+    return [m for m in module.modules() if type(m).__name__ in names]
 
 
 def _meta_memo(module: nn.Module) -> dict[int, torch.Tensor]:

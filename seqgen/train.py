@@ -281,7 +281,7 @@ def _prepare(objective: Objective, generator: Generator, tc, accelerator: Accele
         for spec in specs:
             spec.module.to(accelerator.device)
         sharding = Sharding([spec.module for spec in specs], [generator, *objective.exports().values()],
-                            accelerator.is_main_process)
+                            accelerator.is_main_process, layers=objective.fixed_calls)
     optimizers, schedules = [], []
     for spec in specs:
         # sharded: one multi-tensor update per step, not a DTensor dispatch per parameter and operation

@@ -134,3 +134,46 @@ def test_a_sharded_checkpoint_is_not_resumed_unsharded(tmp_path):
     assert one.returncode == 2
     assert one.stderr.strip().splitlines()[-1].endswith(
         "it holds shards (train.sharding=fsdp); resume it with train.sharding=fsdp, launched as several processes")
+
+
+@pytest.mark.parametrize("objective, units", [("teacher_forcing", 2 + 1), ("scheduled_sampling", 1)])
+def test_only_objectives_that_call_each_layer_equally_often_shard_layer_by_layer(objective, units):
+    """Teacher forcing gives each GPT-2 block a unit of its own besides the root; scheduled sampling,
+    whose rollouts stop at EOS after a length that differs between processes, keeps the one root unit.
+    Either way a sharded player's loss and gradients are the unsharded ones (one process, gloo)."""
+    from seqgen.config import load_config
+    from seqgen.data.batch import Batch, Vocab
+    from seqgen.models import build_generator
+    from seqgen.objectives import build_objective
+    from seqgen.sharding import Sharding
+
+    cfg = load_config(ROOT / "recipes/debug/lm_transformer.yaml",
+                      [f"objective.name={objective}", "model.dropout=0.0"])
+    vocab = Vocab(size=30, pad_id=0, bos_id=1, eos_id=2, unk_id=3)
+    torch.manual_seed(0)
+    generator = build_generator(cfg.model, vocab, cfg.task)
+    tokens = torch.tensor([[1, 5, 6, 7, 2, 0], [1, 8, 4, 2, 0, 0]])
+    batch = Batch(tokens=tokens, mask=tokens != 0)
+
+    def loss_and_grads(call) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        torch.manual_seed(1)
+        loss, _ = call(batch, 0, None)
+        loss.backward()
+        return loss.detach(), [p.grad.full_tensor() if hasattr(p.grad, "full_tensor") else p.grad.clone()
+                               for p in generator.parameters()]
+
+    plain = build_objective(cfg.objective, generator)
+    expected = loss_and_grads(plain.players()[0].module)
+    generator.zero_grad()
+    torch.distributed.init_process_group("gloo", store=torch.distributed.HashStore(), rank=0, world_size=1)
+    try:
+        sharded = build_objective(cfg.objective, generator)
+        sharding = Sharding([p.module for p in sharded.players()], [generator], main=True,
+                            layers=sharded.fixed_calls)
+        assert len(sharding.units) == units
+        got = loss_and_grads(sharding.call(0))
+    finally:
+        torch.distributed.destroy_process_group()
+    torch.testing.assert_close(got[0], expected[0])
+    for g, e in zip(got[1], expected[1], strict=True):
+        torch.testing.assert_close(g, e)

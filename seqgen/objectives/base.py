@@ -77,6 +77,10 @@ class Objective:
     """
 
     generator: Generator
+    fixed_calls: bool = False
+    """Whether every process calls each layer of a player the same number of times per update, whatever
+    its rows (no rollout that stops when its rows end, no call made for some rows only). Sharded
+    training then gives each Transformer layer its own FSDP unit."""
 
     def players(self) -> list[Player]:
         """The players in update order."""

@@ -43,6 +43,8 @@ class TeacherForcing(nn.Module, Objective):
     module Accelerate prepares.
     """
 
+    fixed_calls = True  # one forward of the generator per micro-batch
+
     def __init__(self, generator: Generator, cfg: TeacherForcingConfig | None = None,
                  run: RunInfo | None = None) -> None:
         super().__init__()

@@ -78,6 +78,8 @@ class WeightedLikelihood(nn.Module, Objective):
     mean weight of the batch's tokens).
     """
 
+    fixed_calls = True  # one forward of the generator per micro-batch
+
     def __init__(self, generator: Generator, cfg: WeightedLikelihoodConfig | None = None,
                  run: RunInfo | None = None) -> None:
         super().__init__()
