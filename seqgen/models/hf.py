@@ -19,6 +19,7 @@ shallow copy: a state handed out stays valid, and rollouts may branch from it.
 from __future__ import annotations
 
 import copy
+import inspect
 from abc import abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -110,6 +111,11 @@ class HFGenerator(Generator):
     def __init__(self, vocab: Vocab, model: PreTrainedModel) -> None:
         super().__init__(vocab)
         self.model = model
+        self._cache_name = _cache_name(self.decoder)
+
+    def _cached(self, out: Any) -> Cache | None:
+        """The cache a forward returned."""
+        return getattr(out, self._cache_name)
 
     @property
     def decoder(self) -> PreTrainedModel:
@@ -233,9 +239,9 @@ class CausalLMGenerator(HFGenerator):
     def _decode(self, embeds: torch.Tensor, memory: EncoderMemory | None, cache: Cache | None,
                 position: int, use_cache: bool) -> tuple[torch.Tensor, Cache | None]:
         positions = torch.arange(position, position + embeds.shape[1], device=embeds.device)[None]
-        out = self.model(inputs_embeds=embeds, position_ids=positions, past_key_values=cache,
-                         use_cache=use_cache)
-        return out.logits, out.past_key_values
+        out = self.model(inputs_embeds=embeds, position_ids=positions, use_cache=use_cache,
+                         **{self._cache_name: cache})
+        return out.logits, self._cached(out)
 
 
 class Seq2SeqGenerator(HFGenerator):
@@ -267,9 +273,9 @@ class Seq2SeqGenerator(HFGenerator):
     def _decode(self, embeds: torch.Tensor, memory: EncoderMemory | None, cache: Cache | None,
                 position: int, use_cache: bool) -> tuple[torch.Tensor, Cache | None]:
         out = self.model(encoder_outputs=BaseModelOutput(last_hidden_state=memory.hidden),
-                         attention_mask=memory.mask, decoder_inputs_embeds=embeds,
-                         past_key_values=cache, use_cache=use_cache)
-        return out.logits, out.past_key_values
+                         attention_mask=memory.mask, decoder_inputs_embeds=embeds, use_cache=use_cache,
+                         **{self._cache_name: cache})
+        return out.logits, self._cached(out)
 
 
 class CaptionGenerator(HFGenerator):
@@ -300,9 +306,15 @@ class CaptionGenerator(HFGenerator):
 
     def _decode(self, embeds: torch.Tensor, memory: EncoderMemory | None, cache: Cache | None,
                 position: int, use_cache: bool) -> tuple[torch.Tensor, Cache | None]:
-        out = self.model.decoder(inputs_embeds=embeds, encoder_hidden_states=memory.hidden,
-                                 past_key_values=cache, use_cache=use_cache)
-        return out.logits, out.past_key_values
+        out = self.model.decoder(inputs_embeds=embeds, encoder_hidden_states=memory.hidden, use_cache=use_cache,
+                                 **{self._cache_name: cache})
+        return out.logits, self._cached(out)
+
+
+def _cache_name(model: PreTrainedModel) -> str:
+    """The name `model.forward` takes its key/value cache by, and its output returns it by: `cache` in
+    transformers releases that renamed it, `past_key_values` before (the old name warns, then goes)."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 # ---------------------------------------------------------------------------------------------------
