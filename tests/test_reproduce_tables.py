@@ -82,5 +82,6 @@ def test_multi30k_names_its_files_in_the_data_folder():
     assert bench.data == {"data.train": "multi30k/raw/train.{lang}.gz", "data.validation": "multi30k/raw/val.{lang}.gz",
                           "data.test": "multi30k/raw/test_2016_flickr.{lang}.gz"}
     assert bench.sizes["paper"].uses_data and bench.sizes["cpu"].uses_data and not bench.sizes["tiny"].uses_data
-    cpu = bench.sizes["cpu"].recipe["train"]  # the warm-up shrinks with the steps
-    assert cpu["warmup_steps"] / cpu["max_steps"] <= 2_000 / 30_000 + 1e-9
+    # the warm-up shrinks with the steps: the rate peaks within the first tenth of the run, not after it
+    paper, cpu = (bench.sizes[size].recipe["train"] for size in ("paper", "cpu"))
+    assert cpu["warmup_steps"] < paper["warmup_steps"] and cpu["warmup_steps"] <= cpu["max_steps"] / 10
