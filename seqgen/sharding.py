@@ -81,8 +81,8 @@ class Sharding:
         self.twin = copy.deepcopy(self.root, _meta_memo(self.root)) if main else None
         mesh = init_device_mesh(next(self.root.parameters()).device.type, (torch.distributed.get_world_size(),))
         # inner units first: the root then holds what no layer does
-        self.units = [fully_shard(layer, mesh=mesh) for layer in (_layers(self.root) if layers else [])]
-        self.units.append(fully_shard(self.root, mesh=mesh))
+        self.layers = [fully_shard(layer, mesh=mesh) for layer in (_layers(self.root) if layers else [])]
+        fully_shard(self.root, mesh=mesh)
 
     def call(self, index: int):
         """Player `index` as a function (batch, step, noise) -> (loss, metrics), through the root."""
@@ -96,17 +96,20 @@ class Sharding:
     def gathered(self) -> Iterator[None]:
         """Every parameter whole for the duration (on every process: a collective), sharded again after.
         Modules may be called inside, not saved or loaded (their state dict is the sharded one)."""
-        # kept whole across calls: a layer unit would otherwise free itself after each call and gather again
-        # at the next, a collective that processes decoding different lengths would not all make
-        for unit in self.units:
-            unit.set_reshard_after_forward(False)
+        # layers kept whole across calls: each would otherwise free itself after its call and gather again at
+        # the next, a collective that processes decoding different lengths would not all make (the root
+        # already stays whole after its forward, and must keep that setting)
+        for layer in self.layers:
+            layer.set_reshard_after_forward(False, recurse=False)
+        for unit in (*self.layers, self.root):
             unit.unshard()
         try:
             yield
         finally:
-            for unit in self.units:
+            for unit in (*self.layers, self.root):
                 unit.reshard()
-                unit.set_reshard_after_forward(True)
+            for layer in self.layers:
+                layer.set_reshard_after_forward(True, recurse=False)
 
     @contextlib.contextmanager
     def whole(self) -> Iterator[list[nn.Module] | None]:
