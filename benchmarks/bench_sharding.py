@@ -61,7 +61,7 @@ def memory_worker(recipe: str, sharding: str, out: str, *overrides: str) -> None
     from seqgen.config import load_config
     from seqgen.data.batch import Vocab
     from seqgen.models import build_generator
-    from seqgen.objectives import build_objective
+    from seqgen.objectives import OBJECTIVES
     from seqgen.processes import cpu_processes
     from seqgen.sharding import Sharding
 
@@ -72,7 +72,7 @@ def memory_worker(recipe: str, sharding: str, out: str, *overrides: str) -> None
     torch.manual_seed(0)
     generator = build_generator(cfg.model, vocab, cfg.task).to(accelerator.device)
     if sharding == "fsdp":
-        layers = build_objective(cfg.objective, generator).fixed_calls  # as `seqgen train` shards this recipe
+        layers = OBJECTIVES[cfg.objective.name][0].fixed_calls  # as `seqgen train` shards this recipe
         call = Sharding([generator], [generator], accelerator.is_main_process, layers=layers).root
         forward = lambda ids: call(0, ids)  # noqa: E731
     else:
@@ -84,10 +84,11 @@ def memory_worker(recipe: str, sharding: str, out: str, *overrides: str) -> None
         return t.numel() * t.element_size()
 
     # FSDP2 swaps a unit's DTensor shards for plain whole tensors while it is gathered
-    whole = [0]
+    whole = 0
 
     def count_whole(*_) -> None:
-        whole[0] = max(whole[0], sum(local(p) for p in generator.parameters() if not hasattr(p, "to_local")))
+        nonlocal whole
+        whole = max(whole, sum(local(p) for p in generator.parameters() if not hasattr(p, "to_local")))
 
     hooks = [m.register_forward_pre_hook(count_whole) for m in generator.modules()]
     ids = torch.randint(4, vocab.size, (8, 12), device=accelerator.device)
@@ -97,7 +98,7 @@ def memory_worker(recipe: str, sharding: str, out: str, *overrides: str) -> None
     optimizer.step()
 
     params = list(generator.parameters())
-    counts = {"whole_in_forward": whole[0],
+    counts = {"whole_in_forward": whole,
               "parameters": sum(local(p) for p in params),
               "gradients": sum(local(p.grad) for p in params if p.grad is not None),
               "optimizer": sum(local(v) for s in optimizer.state.values() for v in s.values()

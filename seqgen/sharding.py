@@ -80,8 +80,8 @@ class Sharding:
         # from a full state dict when an export needs the modules whole
         self.twin = copy.deepcopy(self.root, _meta_memo(self.root)) if main else None
         mesh = init_device_mesh(next(self.root.parameters()).device.type, (torch.distributed.get_world_size(),))
-        # inner units first: the root then holds what no layer does
-        self.layers = [fully_shard(layer, mesh=mesh) for layer in (_layers(self.root) if layers else [])]
+        # innermost units first (FSDP2 wants them bottom-up): the root then holds what no layer does
+        self.layers = [fully_shard(layer, mesh=mesh) for layer in (_layers(self.root)[::-1] if layers else [])]
         fully_shard(self.root, mesh=mesh)
 
     def call(self, index: int):

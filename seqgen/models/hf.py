@@ -111,11 +111,11 @@ class HFGenerator(Generator):
     def __init__(self, vocab: Vocab, model: PreTrainedModel) -> None:
         super().__init__(vocab)
         self.model = model
-        self._cache_name = _cache_name(self.decoder)
+        self._cache_arg = _cache_name(self.decoder)
 
     def _cached(self, out: Any) -> Cache | None:
         """The cache a forward returned."""
-        return getattr(out, self._cache_name)
+        return getattr(out, self._cache_arg)
 
     @property
     def decoder(self) -> PreTrainedModel:
@@ -240,7 +240,7 @@ class CausalLMGenerator(HFGenerator):
                 position: int, use_cache: bool) -> tuple[torch.Tensor, Cache | None]:
         positions = torch.arange(position, position + embeds.shape[1], device=embeds.device)[None]
         out = self.model(inputs_embeds=embeds, position_ids=positions, use_cache=use_cache,
-                         **{self._cache_name: cache})
+                         **{self._cache_arg: cache})
         return out.logits, self._cached(out)
 
 
@@ -274,7 +274,7 @@ class Seq2SeqGenerator(HFGenerator):
                 position: int, use_cache: bool) -> tuple[torch.Tensor, Cache | None]:
         out = self.model(encoder_outputs=BaseModelOutput(last_hidden_state=memory.hidden),
                          attention_mask=memory.mask, decoder_inputs_embeds=embeds, use_cache=use_cache,
-                         **{self._cache_name: cache})
+                         **{self._cache_arg: cache})
         return out.logits, self._cached(out)
 
 
@@ -307,7 +307,7 @@ class CaptionGenerator(HFGenerator):
     def _decode(self, embeds: torch.Tensor, memory: EncoderMemory | None, cache: Cache | None,
                 position: int, use_cache: bool) -> tuple[torch.Tensor, Cache | None]:
         out = self.model.decoder(inputs_embeds=embeds, encoder_hidden_states=memory.hidden, use_cache=use_cache,
-                                 **{self._cache_name: cache})
+                                 **{self._cache_arg: cache})
         return out.logits, self._cached(out)
 
 
