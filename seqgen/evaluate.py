@@ -1,6 +1,7 @@
 """Evaluation of a generator on a split: likelihood, decoded outputs and sample quality.
 
-- Likelihood (always): per-token NLL, perplexity, bits per token, per-sequence NLL of the split.
+- Likelihood (always): per-token NLL, perplexity, bits per token, per-sequence NLL of the split; for
+  conditional tasks also the NLL given another example's context, and what the right one gains.
 - Decoded outputs (translation and captioning by default): sacrebleu BLEU/chrF/TER against every
   reference, with the signatures.
 - Sample quality (`quality`): by data source, exact divergences from the toy distribution; NLL_oracle
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from accelerate import Accelerator
@@ -157,17 +158,32 @@ def _batches(part: Split, cfg: RunConfig, max_batches: int | None):
 def _likelihood(model: Generator, part: Split, cfg: RunConfig, run: _Sharded,
                 max_batches: int | None) -> tuple[dict[str, float], dict[str, int]]:
     """Per-token and per-sequence NLL of the split, from each sequence's summed NLL and length; and
-    how many sequences and tokens were scored (fewer than the split's under `max_batches`)."""
+    how many sequences and tokens were scored (fewer than the split's under `max_batches`).
+
+    For a conditional task also `nll_other_context`, each target's per-token NLL given the context of
+    the example half a batch away (batches of one are left out), and `context_gain`, how many nats per
+    token its own context is worth over that one: near 0, the model has not learnt to read its
+    contexts and is a language model of the targets."""
     results = []
     for i, batch in run.mine(_batches(part, cfg, max_batches), "nll"):
         batch = batch.to(run.device)
         nll = sequence_nll(model, batch).double().cpu()  # (B,)
         tokens = batch.target_mask.sum(1).cpu()  # (B,)
-        results.append((i, (nll, tokens)))
+        other = torch.full_like(nll, float("nan"))  # (B,): NaN where no other context was scored
+        if batch.context is not None and len(batch) > 1:
+            # half a batch away rather than the next row: captions of one image sit side by side
+            shifted = torch.roll(torch.arange(len(batch), device=run.device), len(batch) // 2)
+            other = sequence_nll(model, replace(batch, context=batch.context.select(shifted))).double().cpu()
+        results.append((i, (nll, tokens, other)))
     pieces = run.gather(results)
-    nll = torch.cat([torch.zeros(0, dtype=torch.float64)] + [p[0] for p in pieces])
-    tokens = torch.cat([torch.zeros(0, dtype=torch.long)] + [p[1] for p in pieces])
-    return nll_metrics(nll, tokens), {"num_sequences": len(nll), "num_tokens": int(tokens.sum())}
+    nll, tokens, other = (torch.cat([p[k] for p in pieces]) if pieces else torch.zeros(0) for k in range(3))
+    metrics = nll_metrics(nll.double(), tokens.long())
+    paired = ~other.isnan()
+    if paired.any():
+        count = int(tokens[paired].sum())
+        metrics["nll_other_context"] = float(other[paired].sum()) / count
+        metrics["context_gain"] = float((other[paired] - nll[paired]).sum()) / count
+    return metrics, {"num_sequences": len(nll), "num_tokens": int(tokens.sum())}
 
 
 def _decode_split(model: Generator, part: Split, data: TaskData, cfg: RunConfig, run: _Sharded,

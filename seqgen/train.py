@@ -482,10 +482,19 @@ def _exported_words(state: TrainerState, tc, exported: int) -> str:
     return f"step {exported}, the last step ({why})"
 
 
+CONTEXT_GAIN_FLOOR = 0.01
+"""Nats per token below which a conditional model's own context is said not to help its predictions
+(`eval/context_gain`); a model reading its sources gains tenths of a nat or more."""
+
+
 def _report(bar, step: int, metrics: dict[str, float], samples: list[str]) -> None:
     shown = "  ".join(f"{k.split('/', 1)[-1]}={v:.4g}" for k, v in metrics.items()
                       if not k.endswith("tokens"))
     bar.write(f"step {step}: {shown}")
+    gain = next((v for k, v in metrics.items() if k.endswith("/context_gain")), None)
+    if gain is not None and gain < CONTEXT_GAIN_FLOOR:
+        bar.write(f"  the model gains {gain:.4f} nats per token from its own contexts over other examples': "
+                  "it does not read them yet (if that lasts, lower train.lr)")
     for text in samples:
         bar.write(f"  sample: {text}")
 

@@ -3,22 +3,25 @@
 import json
 import math
 import random
+from dataclasses import replace
 
 import pytest
 import torch
 
 from seqgen.cli import main
 from seqgen.config import load_config
+from seqgen.data import load_data, load_tokenizer
 from seqgen.data.sources import split_seed
 from seqgen.data.synthetic.oracle import OracleLSTM
 from seqgen.data.synthetic.toy import ToyDistribution
 from seqgen.errors import UserError
-from seqgen.inference import evaluate_model
+from seqgen.inference import evaluate_model, run_config
 from seqgen.metrics.exact import toy_metrics
+from seqgen.metrics.likelihood import sequence_nll
 from seqgen.metrics.oracle import nll_test
 from seqgen.metrics.two_sample import two_sample_test
 from seqgen.models import load_generator
-from seqgen.train import train
+from seqgen.train import _report, train
 from tests.test_sweep import _write_corpus as _corpus
 from tests.test_sweep import untrained_run
 
@@ -107,6 +110,55 @@ def test_eval_file_records_the_checkpoint_the_data_and_the_samples(runs, capsys)
                                  "max_new_tokens": 12}
     assert "decoding" not in scored  # a language model decodes nothing but its samples
     assert f"measured {runs / 'text' / 'model'} (step 80) on test" in capsys.readouterr().out
+
+
+# --- whether a conditional model reads its context
+
+
+@pytest.fixture(scope="module")
+def translator(tmp_path_factory):
+    """The debug GRU translator after 20 steps: by then it translates its test sentences exactly."""
+    out = tmp_path_factory.mktemp("translator")
+    train(load_config("recipes/debug/translation.yaml", [f"output_dir={out}", "train.max_steps=20", *QUIET]),
+          overwrite=True)
+    return out
+
+
+@pytest.mark.parametrize("batch_size", [3, 7])  # 40 sentences: batches of 3 end with one, of 7 with 5
+def test_context_gain_scores_each_target_with_the_context_half_a_batch_away(translator, batch_size):
+    overrides = [f"data.batch_size={batch_size}"]
+    result, _ = evaluate_model(translator, split="test", bleu=False, quality=False, overrides=overrides)
+    # by hand: one example at a time, its target under its own source and under the one half a batch away
+    cfg, model_dir = run_config(translator, overrides, None, "test")
+    tokenizer, _ = load_tokenizer(model_dir / "tokenizer.json")
+    part = load_data(cfg, tokenizer, splits=("test",)).splits["test"]
+    model = load_generator(model_dir)[0].eval()
+    own = other = tokens = 0.0
+    sizes = []
+    for batch in part.loader(cfg.data, shuffle=False, seed=cfg.seed):
+        sizes.append(len(batch))
+        for row in range(len(batch) if len(batch) > 1 else 0):
+            example = batch.select(torch.tensor([row]))
+            away = batch.select(torch.tensor([(row - len(batch) // 2) % len(batch)]))
+            own += float(sequence_nll(model, example))
+            other += float(sequence_nll(model, replace(example, context=away.context)))
+            tokens += example.num_target_tokens
+    assert sum(sizes) == 40 and (1 in sizes) == (batch_size == 3)  # a batch of one is left out
+    m = result.metrics
+    assert m["eval/nll_other_context"] == pytest.approx(other / tokens, rel=1e-4)
+    assert m["eval/context_gain"] == pytest.approx((other - own) / tokens, rel=1e-4)
+    assert m["eval/context_gain"] > 1  # here the source decides every word
+
+
+def test_training_says_when_a_model_does_not_read_its_contexts(capsys):
+    class Bar:
+        write = staticmethod(print)
+
+    _report(Bar(), 100, {"eval/nll": 3.5, "eval/context_gain": 0.0024}, [])
+    assert "gains 0.0024 nats per token from its own contexts" in capsys.readouterr().out
+    _report(Bar(), 100, {"eval/nll": 3.1, "eval/context_gain": 0.47}, [])
+    _report(Bar(), 100, {"eval/nll": 3.1}, [])
+    assert "gains" not in capsys.readouterr().out
 
 
 # --- the two-sample test

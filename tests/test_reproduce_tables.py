@@ -55,14 +55,15 @@ def test_multi30k_tiny_scores_sacrebleu_for_every_row(tmp_path, seqgen):
                           "adversarial_pi0.5", "adversarial_pi0.75", "mixce", "tailr"]
     for name, row in rows.items():
         assert row["scored"]["split"] == "test" and row["scored"]["num_decoded"] == 40
-        assert {"sacrebleu_bleu", "sacrebleu_chrf", "sacrebleu_ter"} <= set(row["metrics"])
+        assert {"sacrebleu_bleu", "sacrebleu_chrf", "sacrebleu_ter", "context_gain"} <= set(row["metrics"])
         if name != "teacher_forcing":  # every method continues the baseline's model
             assert row["recipe"]["train"]["init_from"] == str(out / "runs" / "teacher_forcing")
     assert rows["teacher_forcing"]["metrics"]["sacrebleu_bleu"] > 5  # it learnt something
+    assert rows["teacher_forcing"]["metrics"]["context_gain"] > 0.1  # from its sources
     objective = rows["scheduled_sampling"]["recipe"]["objective"]
     assert objective["mode"] == "parallel" and objective["k"] == inverse_sigmoid_k(4)
     assert rows["adversarial_pi0.25"]["recipe"]["objective"]["pi"] == 0.25
-    assert "BLEU published" in report and "35.00" in report and "nrefs:1|case:mixed|eff:no|tok:13a" in report
+    assert "BLEU published" in report and "source gain (nats)" in report and "35.00" in report and "nrefs:1|case:mixed|eff:no|tok:13a" in report
 
 
 @pytest.mark.parametrize("name, recipe", [("multi30k", "translation/multi30k_transformer.yaml"),

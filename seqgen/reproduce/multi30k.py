@@ -114,7 +114,8 @@ BENCHMARK = Benchmark(
     rows=_rows(),
     columns=(Column("sacrebleu_bleu", "BLEU", higher_is_better=True, digits=2),
              Column("sacrebleu_chrf", "chrF", higher_is_better=True, digits=2),
-             Column("sacrebleu_ter", "TER", higher_is_better=False, digits=2)),
+             Column("sacrebleu_ter", "TER", higher_is_better=False, digits=2),
+             Column("context_gain", "source gain (nats)", higher_is_better=True, digits=3)),
     published={PUBLISHED_ROW: {"sacrebleu_bleu": 35.0}},
     data=DATA,
     notes=(("The published row is not one paper's: small Transformers trained on Multi30k alone score 35–38 "
@@ -122,5 +123,7 @@ BENCHMARK = Benchmark(
             "between them); 35.0 is the range's lower bound, and the difference to it reads against that."),
            (f"sacrebleu's signatures (its defaults, one reference per sentence): {_signatures()}; `seqgen eval "
             f"runs/ROW` prints them for a row."),
-           "chrF and TER have no published counterpart here; TER is lower-is-better."),
+           "chrF and TER have no published counterpart here; TER is lower-is-better.",
+           ("Source gain: how many nats per target token a row's model gains from its own German sentence "
+            "over another test sentence's (`eval/context_gain`); near 0, the model ignores its source.")),
 )
