@@ -176,8 +176,9 @@ def _likelihood(model: Generator, part: Split, cfg: RunConfig, run: _Sharded,
             other = sequence_nll(model, replace(batch, context=batch.context.select(shifted))).double().cpu()
         results.append((i, (nll, tokens, other)))
     pieces = run.gather(results)
-    nll, tokens, other = (torch.cat([p[k] for p in pieces]) if pieces else torch.zeros(0) for k in range(3))
-    metrics = nll_metrics(nll.double(), tokens.long())
+    empty = [torch.zeros(0, dtype=dtype) for dtype in (torch.float64, torch.long, torch.float64)]
+    nll, tokens, other = (torch.cat([none, *(p[k] for p in pieces)]) for k, none in enumerate(empty))
+    metrics = nll_metrics(nll, tokens)
     paired = ~other.isnan()
     if paired.any():
         count = int(tokens[paired].sum())

@@ -491,7 +491,7 @@ def _report(bar, step: int, metrics: dict[str, float], samples: list[str]) -> No
     shown = "  ".join(f"{k.split('/', 1)[-1]}={v:.4g}" for k, v in metrics.items()
                       if not k.endswith("tokens"))
     bar.write(f"step {step}: {shown}")
-    gain = next((v for k, v in metrics.items() if k.endswith("/context_gain")), None)
+    gain = metrics.get("eval/context_gain")
     if gain is not None and gain < CONTEXT_GAIN_FLOOR:
         bar.write(f"  the model gains {gain:.4f} nats per token from its own contexts over other examples': "
                   "it does not read them yet (if that lasts, lower train.lr)")

@@ -63,7 +63,8 @@ def test_multi30k_tiny_scores_sacrebleu_for_every_row(tmp_path, seqgen):
     objective = rows["scheduled_sampling"]["recipe"]["objective"]
     assert objective["mode"] == "parallel" and objective["k"] == inverse_sigmoid_k(4)
     assert rows["adversarial_pi0.25"]["recipe"]["objective"]["pi"] == 0.25
-    assert "BLEU published" in report and "source gain (nats)" in report and "35.00" in report and "nrefs:1|case:mixed|eff:no|tok:13a" in report
+    assert "BLEU published" in report and "35.00" in report and "nrefs:1|case:mixed|eff:no|tok:13a" in report
+    assert "source gain (nats)" in report
 
 
 @pytest.mark.parametrize("name, recipe", [("multi30k", "translation/multi30k_transformer.yaml"),
